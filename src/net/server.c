@@ -1,0 +1,967 @@
+#include "net/server.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "net/timer_wheel.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/time.h"
+
+#define MAX_LOOPS 64
+#define TICK_MS 100
+#define READ_BUFFER_SIZE (64 * 1024)
+#define PARAM_STORAGE_SIZE 2048
+#define LISTEN_BACKLOG 8192
+/* Descriptors kept back from the connection cap for the store, listeners, logs and the
+ * loops' own handles. */
+#define FD_RESERVE_BASE 64
+#define FD_RESERVE_PER_LOOP 8
+/* Past this many bytes waiting for the kernel, a connection is no longer read. */
+#define MAX_QUEUED_BYTES (1024 * 1024)
+/* After an error response, how long unread input is drained before the socket closes. */
+#define LINGER_MS 2000
+/* Retry-After, in seconds, on a 503 for the connection cap. */
+#define RETRY_AFTER_SECONDS "1"
+
+/* Status codes with their own request counter; any other falls in the last column. */
+static const int counted_statuses[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409,
+                                       412, 413, 415, 422, 426, 428, 429, 431, 500, 503};
+#define STATUS_COLUMNS (FW_ARRAY_LEN(counted_statuses) + 1)
+
+/* Request latency buckets in microseconds. */
+static const uint64_t latency_bounds_us[] = {50,    100,   250,   500,    1000,   2500,   5000,
+                                             10000, 25000, 50000, 100000, 250000, 500000, 1000000};
+
+enum conn_phase { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY };
+enum conn_state { CONN_HTTP, CONN_STREAM, CONN_LINGERING, CONN_CLOSING };
+enum conn_kind { KIND_HTTP, KIND_STREAM, KIND_COUNT };
+static const char *const kind_names[KIND_COUNT] = {"http", "stream"};
+
+struct fw_loop;
+
+struct fw_stream {
+  struct fw_conn *conn;
+  const struct fw_stream_hooks *hooks;
+  void *ctx;
+};
+
+struct fw_conn {
+  uv_tcp_t handle; /* first, so that a handle pointer is a connection pointer */
+  struct fw_loop *loop;
+  struct fw_conn *prev, *next;
+  struct fw_http_reader reader;
+  struct fw_timer_entry timer;
+  struct fw_stream stream;
+  enum conn_state state;
+  enum conn_phase phase;
+  enum conn_kind kind;
+  size_t queued_bytes;
+  uint64_t requests_done;
+  bool reading;
+  bool counted;   /* holds a place in the server's connection count */
+  bool shut_down; /* uv_shutdown was issued */
+};
+
+struct write_req {
+  uv_write_t req;
+  struct fw_conn *conn;
+  size_t len;
+  char data[];
+};
+
+struct fw_loop {
+  struct fw_server *server;
+  unsigned index;
+  uv_loop_t uv;
+  uv_thread_t thread;
+  uv_tcp_t listener;
+  uv_async_t wakeup;
+  uv_timer_t tick;
+  struct fw_timer_wheel wheel;
+  struct fw_http_message_pool pool;
+  struct fw_conn *conns; /* every open connection of this loop */
+  size_t conn_count;
+  bool listener_open;
+  bool draining;
+  bool closing_handles;
+  uint64_t drain_deadline_ms;
+  int64_t date_second;
+  char date[FW_HTTP_DATE_LEN + 1];
+  struct fw_buf res_head, res_body, wire;
+  char param_storage[PARAM_STORAGE_SIZE];
+  char read_buffer[READ_BUFFER_SIZE];
+};
+
+struct fw_server {
+  struct fw_server_options options;
+  struct fw_http_reader_hooks reader_hooks;
+  size_t max_connections;
+  uint16_t port;
+  unsigned loop_count;      /* loops created */
+  unsigned threads_started; /* loops whose thread runs */
+  _Atomic size_t open_connections;
+  _Atomic int stop_requested; /* 0 none, 1 graceful, 2 forced */
+  _Atomic unsigned loops_ended;
+  struct fw_loop *loops[MAX_LOOPS];
+  struct fw_metric *request_counters; /* [route][status column], unmatched route last */
+  struct fw_metric latency;
+  struct fw_metric conns_open[KIND_COUNT];
+  struct fw_metric conns_accepted[KIND_COUNT];
+  struct fw_metric conns_rejected;
+};
+
+static void say(char *error, size_t error_len, const char *fmt, ...) FW_PRINTF(3, 4);
+static void say(char *error, size_t error_len, const char *fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  vsnprintf(error, error_len, fmt, args);
+  va_end(args);
+}
+
+/* ---- connection bookkeeping ---- */
+
+static uint64_t now_ms(struct fw_loop *loop) { return uv_now(&loop->uv); }
+
+static void set_kind(struct fw_conn *conn, enum conn_kind kind) {
+  struct fw_server *server = conn->loop->server;
+  fw_metric_add(&server->conns_open[conn->kind], -1);
+  conn->kind = kind;
+  fw_metric_add(&server->conns_open[kind], 1);
+  fw_metric_add(&server->conns_accepted[kind], 1);
+}
+
+static void maybe_finish_loop(struct fw_loop *loop);
+
+static void on_conn_closed(uv_handle_t *handle) {
+  struct fw_conn *conn = (struct fw_conn *)handle;
+  struct fw_loop *loop = conn->loop;
+  if (conn->stream.hooks && conn->stream.hooks->on_close)
+    conn->stream.hooks->on_close(&conn->stream, conn->stream.ctx);
+  fw_metric_add(&loop->server->conns_open[conn->kind], -1);
+  if (conn->counted)
+    atomic_fetch_sub_explicit(&loop->server->open_connections, 1, memory_order_relaxed);
+  fw_http_reader_release(&conn->reader);
+  free(conn);
+  maybe_finish_loop(loop);
+}
+
+static void conn_close(struct fw_conn *conn) {
+  if (conn->state == CONN_CLOSING)
+    return;
+  conn->state = CONN_CLOSING;
+  struct fw_loop *loop = conn->loop;
+  fw_timer_wheel_cancel(&loop->wheel, &conn->timer);
+  if (conn->prev)
+    conn->prev->next = conn->next;
+  else
+    loop->conns = conn->next;
+  if (conn->next)
+    conn->next->prev = conn->prev;
+  loop->conn_count--;
+  uv_close((uv_handle_t *)&conn->handle, on_conn_closed);
+}
+
+static struct fw_conn *conn_of_timer(struct fw_timer_entry *entry) {
+  return (struct fw_conn *)((char *)entry - offsetof(struct fw_conn, timer));
+}
+
+static void on_timer_close(struct fw_timer_entry *entry) { conn_close(conn_of_timer(entry)); }
+
+static void schedule(struct fw_conn *conn, uint64_t delay_ms, fw_timer_fire_cb fire) {
+  struct fw_loop *loop = conn->loop;
+  fw_timer_wheel_schedule(&loop->wheel, &conn->timer, now_ms(loop), delay_ms, fire);
+}
+
+/* ---- writing ---- */
+
+static void start_reading(struct fw_conn *conn);
+
+static void on_written(uv_write_t *req, int status) {
+  struct write_req *wr = (struct write_req *)req;
+  struct fw_conn *conn = wr->conn;
+  conn->queued_bytes -= wr->len;
+  free(wr);
+  if (conn->state == CONN_CLOSING)
+    return;
+  if (status < 0) {
+    conn_close(conn);
+    return;
+  }
+  if (!conn->reading && conn->state != CONN_CLOSING && conn->queued_bytes < MAX_QUEUED_BYTES / 2)
+    start_reading(conn);
+}
+
+/* Hands `bufs` to the kernel now if it takes them, and queues (a copy of) the rest.
+ * Returns FW_EIO when the connection failed and is closing. */
+static int conn_write(struct fw_conn *conn, uv_buf_t *bufs, unsigned count) {
+  size_t total = 0;
+  for (unsigned i = 0; i < count; i++)
+    total += bufs[i].len;
+  size_t written = 0;
+  if (conn->queued_bytes == 0) {
+    int n = uv_try_write((uv_stream_t *)&conn->handle, bufs, count);
+    if (n < 0 && n != UV_EAGAIN) {
+      conn_close(conn);
+      return FW_EIO;
+    }
+    written = n > 0 ? (size_t)n : 0;
+  }
+  if (written == total)
+    return FW_OK;
+  struct write_req *wr = malloc(sizeof *wr + (total - written));
+  if (!wr) {
+    conn_close(conn);
+    return FW_EIO;
+  }
+  wr->conn = conn;
+  wr->len = 0;
+  size_t skip = written;
+  for (unsigned i = 0; i < count; i++) {
+    if (skip >= bufs[i].len) {
+      skip -= bufs[i].len;
+      continue;
+    }
+    memcpy(wr->data + wr->len, bufs[i].base + skip, bufs[i].len - skip);
+    wr->len += bufs[i].len - skip;
+    skip = 0;
+  }
+  uv_buf_t rest = uv_buf_init(wr->data, (unsigned)wr->len);
+  if (uv_write(&wr->req, (uv_stream_t *)&conn->handle, &rest, 1, on_written) < 0) {
+    free(wr);
+    conn_close(conn);
+    return FW_EIO;
+  }
+  conn->queued_bytes += wr->len;
+  if (conn->queued_bytes > MAX_QUEUED_BYTES && conn->reading) {
+    uv_read_stop((uv_stream_t *)&conn->handle);
+    conn->reading = false;
+  }
+  return FW_OK;
+}
+
+static const char *http_date(struct fw_loop *loop) {
+  int64_t second = fw_time_wall_ms() / 1000;
+  if (second != loop->date_second) {
+    loop->date_second = second;
+    fw_time_http_date(second, loop->date);
+  }
+  return loop->date;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  FW_UNUSED(status);
+  free(req);
+}
+
+/* Stops taking requests: what is queued is sent, the write side is shut, and input is
+ * read and dropped until the peer closes or LINGER_MS pass. Closing at once instead
+ * would make the kernel answer unread input with a reset that can destroy the response
+ * before the client reads it. */
+static void conn_linger(struct fw_conn *conn) {
+  if (conn->state == CONN_CLOSING || conn->state == CONN_LINGERING)
+    return;
+  conn->state = CONN_LINGERING;
+  uv_shutdown_t *req = malloc(sizeof *req);
+  if (!req || uv_shutdown(req, (uv_stream_t *)&conn->handle, on_shutdown) < 0) {
+    free(req);
+    conn_close(conn);
+    return;
+  }
+  conn->shut_down = true;
+  if (!conn->reading)
+    start_reading(conn);
+  schedule(conn, LINGER_MS, on_timer_close);
+}
+
+static size_t status_column(int status) {
+  for (size_t i = 0; i < FW_ARRAY_LEN(counted_statuses); i++)
+    if (counted_statuses[i] == status)
+      return i;
+  return FW_ARRAY_LEN(counted_statuses);
+}
+
+static bool status_has_body(int status) { return status != 204 && status != 304 && status >= 200; }
+
+/* Serialises and sends `res`. A stream's head goes without a length. */
+static void send_response(struct fw_conn *conn, const struct fw_http_request *req,
+                          struct fw_http_response *res, bool is_stream) {
+  struct fw_loop *loop = conn->loop;
+  struct fw_buf *wire = &loop->wire;
+  fw_buf_reset(wire);
+  bool head_only = req->method == FW_HTTP_HEAD || !status_has_body(res->status);
+  int rc = fw_buf_appendf(wire, "HTTP/1.1 %d %s\r\nDate: %s\r\n", res->status,
+                          fw_http_status_text(res->status), http_date(loop));
+  if (!rc && res->content_type)
+    rc = fw_buf_appendf(wire, "Content-Type: %s\r\n", res->content_type);
+  if (!rc && !is_stream && status_has_body(res->status)) {
+    rc = fw_buf_append_str(wire, "Content-Length: ");
+    if (!rc)
+      rc = fw_buf_append_u64(wire, res->body->len);
+    if (!rc)
+      rc = fw_buf_append(wire, "\r\n", 2);
+  }
+  if (!rc) {
+    rc = fw_buf_append_str(wire, "X-Request-Id: ");
+    if (!rc)
+      rc = fw_buf_append_str(wire, req->request_id);
+    if (!rc)
+      rc = fw_buf_append(wire, "\r\n", 2);
+  }
+  if (!rc && (res->close || is_stream))
+    rc = fw_buf_append_str(wire, "Connection: close\r\n");
+  if (!rc)
+    rc = fw_buf_append(wire, res->head->data ? res->head->data : "", res->head->len);
+  if (!rc)
+    rc = fw_buf_append(wire, "\r\n", 2);
+  if (rc) {
+    conn_close(conn);
+    return;
+  }
+  uv_buf_t bufs[2] = {uv_buf_init(wire->data, (unsigned)wire->len),
+                      uv_buf_init(res->body->data, (unsigned)res->body->len)};
+  unsigned count = head_only || res->body->len == 0 ? 1 : 2;
+  if (conn_write(conn, bufs, count) == FW_OK && res->close)
+    conn_linger(conn);
+}
+
+static void prepare_response(struct fw_conn *conn, struct fw_http_response *res) {
+  struct fw_loop *loop = conn->loop;
+  fw_buf_reset(&loop->res_head);
+  fw_buf_reset(&loop->res_body);
+  *res = (struct fw_http_response){
+      .status = 200, .head = &loop->res_head, .body = &loop->res_body, .conn = conn};
+}
+
+/* Answers an error found before a request could be routed, then lingers and closes. */
+static void send_early_error(struct fw_conn *conn, struct fw_http_request *partial, int status,
+                             const char *code, const char *message) {
+  struct fw_http_request fallback = {.method = FW_HTTP_GET, .method_name = "GET"};
+  struct fw_http_request *req = partial ? partial : &fallback;
+  if (!req->request_id[0])
+    fw_http_request_id_generate(req->request_id);
+  struct fw_http_response res;
+  prepare_response(conn, &res);
+  res.close = true;
+  if (fw_http_set_error(&res, req, status, code, message) != FW_OK) {
+    conn_close(conn);
+    return;
+  }
+  if (status == 503 && fw_http_add_header(&res, "Retry-After", RETRY_AFTER_SECONDS) != FW_OK) {
+    conn_close(conn);
+    return;
+  }
+  struct fw_server *server = conn->loop->server;
+  size_t route_row = server->options.router->count;
+  fw_metric_add(&server->request_counters[route_row * STATUS_COLUMNS + status_column(status)], 1);
+  fw_log_with(FW_LOG_INFO, "request refused", FW_LOG_INT("status", status),
+              FW_LOG_STR("code", code), FW_LOG_STR("request_id", req->request_id));
+  send_response(conn, req, &res, false);
+}
+
+/* ---- reading ---- */
+
+static void on_header_timeout(struct fw_timer_entry *entry) {
+  struct fw_conn *conn = conn_of_timer(entry);
+  send_early_error(conn, NULL, 408, "request_timeout", "the request was not received in time");
+}
+
+static void update_phase(struct fw_conn *conn, uint64_t requests_before) {
+  const struct fw_server_options *opt = &conn->loop->server->options;
+  enum conn_phase phase = PHASE_IDLE;
+  if (fw_http_reader_reading_headers(&conn->reader))
+    phase = PHASE_HEADERS;
+  else if (fw_http_reader_reading_body(&conn->reader))
+    phase = PHASE_BODY;
+  bool new_request = conn->requests_done != requests_before;
+  if (phase == conn->phase && !new_request)
+    return;
+  conn->phase = phase;
+  switch (phase) {
+  case PHASE_HEADERS:
+    schedule(conn, opt->header_timeout_ms, on_header_timeout);
+    break;
+  case PHASE_BODY:
+    schedule(conn, opt->body_timeout_ms, on_header_timeout);
+    break;
+  case PHASE_IDLE:
+    schedule(conn, opt->keepalive_timeout_ms, on_timer_close);
+    break;
+  }
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  FW_UNUSED(suggested);
+  /* Every connection of the loop borrows the same buffer: libuv calls on_read right
+   * after, on this thread, and on_read consumes or copies everything. */
+  struct fw_conn *conn = (struct fw_conn *)handle;
+  *buf = uv_buf_init(conn->loop->read_buffer, READ_BUFFER_SIZE);
+}
+
+static void handle_read_error(struct fw_conn *conn) {
+  switch (conn->reader.error) {
+  case FW_HTTP_READ_HEADERS_TOO_LARGE:
+    send_early_error(conn, NULL, 431, "headers_too_large",
+                     "the request line and headers exceed the limit");
+    break;
+  case FW_HTTP_READ_BODY_TOO_LARGE:
+    send_early_error(conn, NULL, 413, "body_too_large", "the request body exceeds the limit");
+    break;
+  case FW_HTTP_READ_NO_MEMORY:
+    send_early_error(conn, NULL, 503, "overloaded", "the server is out of memory");
+    break;
+  case FW_HTTP_READ_MALFORMED:
+  case FW_HTTP_READ_OK:
+    send_early_error(conn, NULL, 400, "malformed_request", "the request is not valid HTTP/1.1");
+    break;
+  }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  struct fw_conn *conn = (struct fw_conn *)stream;
+  if (nread == 0 || conn->state == CONN_CLOSING)
+    return;
+  if (nread < 0) {
+    conn_close(conn);
+    return;
+  }
+  if (conn->state != CONN_HTTP)
+    return; /* lingering or streaming: what the peer sends now is dropped */
+  uint64_t requests_before = conn->requests_done;
+  fw_http_reader_feed(&conn->reader, buf->base, (size_t)nread);
+  if (conn->state == CONN_CLOSING)
+    return;
+  if (conn->reader.error != FW_HTTP_READ_OK) {
+    handle_read_error(conn);
+    return;
+  }
+  if (conn->state == CONN_HTTP)
+    update_phase(conn, requests_before);
+}
+
+static void start_reading(struct fw_conn *conn) {
+  if (uv_read_start((uv_stream_t *)&conn->handle, on_alloc, on_read) == 0)
+    conn->reading = true;
+  else
+    conn_close(conn);
+}
+
+/* ---- dispatch ---- */
+
+static enum fw_http_read_verdict on_headers(void *ctx, struct fw_http_request *req) {
+  struct fw_conn *conn = ctx;
+  size_t id_len;
+  const char *id = fw_http_header(req, "X-Request-Id", &id_len);
+  if (id && fw_http_request_id_valid(id, id_len)) {
+    memcpy(req->request_id, id, id_len);
+    req->request_id[id_len] = '\0';
+  } else {
+    fw_http_request_id_generate(req->request_id);
+  }
+  size_t expect_len;
+  const char *expect = fw_http_header(req, "Expect", &expect_len);
+  if (expect) {
+    if (expect_len != 12 || strncasecmp(expect, "100-continue", 12) != 0) {
+      send_early_error(conn, req, 417, "expectation_failed",
+                       "only 'Expect: 100-continue' is supported");
+      return FW_HTTP_STOP;
+    }
+    static char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t buf = uv_buf_init(continue_line, sizeof continue_line - 1);
+    if (conn_write(conn, &buf, 1) != FW_OK)
+      return FW_HTTP_STOP;
+  }
+  return FW_HTTP_CONTINUE;
+}
+
+static void log_request(const struct fw_http_request *req, int status, uint64_t micros) {
+  if (!fw_log_enabled(FW_LOG_DEBUG))
+    return;
+  char storage[512];
+  struct fw_buf target = {.data = storage, .cap = sizeof storage, .limit = sizeof storage - 1};
+  if (fw_log_redact_target(req->target, req->target_len, &target) != FW_OK)
+    target.len = 0;
+  storage[target.len] = '\0';
+  fw_log_with(FW_LOG_DEBUG, "request", FW_LOG_STR("method", req->method_name),
+              FW_LOG_STR("target", storage), FW_LOG_INT("status", status),
+              FW_LOG_INT("micros", micros), FW_LOG_STR("request_id", req->request_id));
+}
+
+static bool route_request(struct fw_conn *conn, struct fw_http_request *req,
+                          struct fw_http_response *res, size_t *route_row) {
+  struct fw_loop *loop = conn->loop;
+  const struct fw_server_options *opt = &loop->server->options;
+  *route_row = opt->router->count;
+  if (opt->filter && opt->filter(req, res, opt->filter_ctx))
+    return true;
+  const struct fw_route *route = NULL;
+  char allow[128];
+  char message[160];
+  switch (fw_router_match(opt->router, req, loop->param_storage, sizeof loop->param_storage, &route,
+                          allow, sizeof allow)) {
+  case FW_ROUTE_FOUND:
+    *route_row = route->index;
+    route->handler(req, res, route->ctx);
+    return true;
+  case FW_ROUTE_WRONG_METHOD:
+    snprintf(message, sizeof message, "%s is not allowed here; allowed: %s", req->method_name,
+             allow);
+    return fw_http_set_error(res, req, 405, "method_not_allowed", message) == FW_OK &&
+           fw_http_add_header(res, "Allow", allow) == FW_OK;
+  case FW_ROUTE_NOT_FOUND:
+    break;
+  }
+  return fw_http_set_error(res, req, 404, "not_found", "no such route") == FW_OK;
+}
+
+static enum fw_http_read_verdict on_request(void *ctx, struct fw_http_request *req) {
+  struct fw_conn *conn = ctx;
+  struct fw_loop *loop = conn->loop;
+  struct fw_server *server = loop->server;
+  uint64_t started = uv_hrtime();
+  conn->requests_done++;
+  struct fw_http_response res;
+  prepare_response(conn, &res);
+  size_t route_row;
+  if (!route_request(conn, req, &res, &route_row)) {
+    prepare_response(conn, &res);
+    if (fw_http_set_error(&res, req, 500, "internal", "the response could not be built")) {
+      conn_close(conn);
+      return FW_HTTP_STOP;
+    }
+  }
+  bool is_stream = conn->stream.hooks != NULL;
+  /* A stream's end is the connection's end, so it never lingers for another request. */
+  if (!is_stream && (!req->keep_alive || loop->draining))
+    res.close = true;
+  send_response(conn, req, &res, is_stream);
+  uint64_t micros = (uv_hrtime() - started) / 1000;
+  fw_metric_add(&server->request_counters[route_row * STATUS_COLUMNS + status_column(res.status)],
+                1);
+  fw_metric_observe(&server->latency, micros);
+  log_request(req, res.status, micros);
+  if (conn->state == CONN_CLOSING)
+    return FW_HTTP_STOP;
+  if (is_stream) {
+    conn->state = CONN_STREAM;
+    fw_timer_wheel_cancel(&loop->wheel, &conn->timer);
+    set_kind(conn, KIND_STREAM);
+    return FW_HTTP_STOP;
+  }
+  return res.close ? FW_HTTP_STOP : FW_HTTP_CONTINUE;
+}
+
+/* ---- streams ---- */
+
+int fw_http_response_stream(struct fw_http_response *res, const struct fw_stream_hooks *hooks,
+                            void *ctx, struct fw_stream **out) {
+  struct fw_conn *conn = res->conn;
+  assert(conn && hooks);
+  if (conn->stream.hooks)
+    return FW_EINVAL;
+  conn->stream = (struct fw_stream){.conn = conn, .hooks = hooks, .ctx = ctx};
+  *out = &conn->stream;
+  return FW_OK;
+}
+
+int fw_stream_write(struct fw_stream *stream, const char *data, size_t len) {
+  struct fw_conn *conn = stream->conn;
+  if (conn->state != CONN_STREAM)
+    return FW_EIO;
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+  return conn_write(conn, &buf, 1);
+}
+
+void fw_stream_close(struct fw_stream *stream) { conn_linger(stream->conn); }
+
+/* ---- accepting ---- */
+
+static void on_connection(uv_stream_t *listener, int status) {
+  struct fw_loop *loop = listener->data;
+  struct fw_server *server = loop->server;
+  if (status < 0)
+    return;
+  struct fw_conn *conn = calloc(1, sizeof *conn);
+  if (!conn)
+    return;
+  conn->loop = loop;
+  if (uv_tcp_init(&loop->uv, &conn->handle) < 0) {
+    free(conn);
+    return;
+  }
+  conn->kind = KIND_HTTP;
+  conn->next = loop->conns;
+  if (loop->conns)
+    loop->conns->prev = conn;
+  loop->conns = conn;
+  loop->conn_count++;
+  fw_metric_add(&server->conns_open[KIND_HTTP], 1);
+  if (uv_accept(listener, (uv_stream_t *)&conn->handle) < 0) {
+    conn_close(conn);
+    return;
+  }
+  fw_http_reader_init(&conn->reader, &server->options.limits, &server->reader_hooks, &loop->pool,
+                      conn);
+  uv_tcp_nodelay(&conn->handle, 1);
+  size_t open = atomic_fetch_add_explicit(&server->open_connections, 1, memory_order_relaxed);
+  conn->counted = true;
+  if (open >= server->max_connections) {
+    fw_metric_add(&server->conns_rejected, 1);
+    start_reading(conn);
+    send_early_error(conn, NULL, 503, "too_many_connections",
+                     "the server is at its connection limit; retry later");
+    return;
+  }
+  fw_metric_add(&server->conns_accepted[KIND_HTTP], 1);
+  start_reading(conn);
+  if (conn->state == CONN_HTTP)
+    schedule(conn, server->options.header_timeout_ms, on_timer_close);
+}
+
+/* ---- loop life ---- */
+
+static void close_loop_handles(struct fw_loop *loop) {
+  if (loop->closing_handles)
+    return;
+  loop->closing_handles = true;
+  if (loop->listener_open) {
+    loop->listener_open = false;
+    uv_close((uv_handle_t *)&loop->listener, NULL);
+  }
+  uv_close((uv_handle_t *)&loop->wakeup, NULL);
+  uv_close((uv_handle_t *)&loop->tick, NULL);
+}
+
+static void maybe_finish_loop(struct fw_loop *loop) {
+  if (loop->draining && loop->conn_count == 0)
+    close_loop_handles(loop);
+}
+
+static void force_close_all(struct fw_loop *loop) {
+  while (loop->conns)
+    conn_close(loop->conns);
+}
+
+static void begin_drain(struct fw_loop *loop) {
+  if (!loop->draining) {
+    loop->draining = true;
+    loop->drain_deadline_ms = now_ms(loop) + loop->server->options.shutdown_timeout_ms;
+    if (loop->listener_open) {
+      loop->listener_open = false;
+      uv_close((uv_handle_t *)&loop->listener, NULL);
+    }
+    struct fw_conn *conn = loop->conns;
+    while (conn) {
+      struct fw_conn *next = conn->next;
+      if (conn->state == CONN_STREAM) {
+        if (conn->stream.hooks->on_drain)
+          conn->stream.hooks->on_drain(&conn->stream, conn->stream.ctx);
+      } else if (conn->state == CONN_HTTP && conn->phase == PHASE_IDLE && conn->queued_bytes == 0) {
+        conn_close(conn);
+      }
+      conn = next;
+    }
+  }
+  if (atomic_load(&loop->server->stop_requested) == 2)
+    force_close_all(loop);
+  maybe_finish_loop(loop);
+}
+
+static void on_wakeup(uv_async_t *async) {
+  struct fw_loop *loop = async->data;
+  if (atomic_load(&loop->server->stop_requested))
+    begin_drain(loop);
+}
+
+static void on_tick(uv_timer_t *timer) {
+  struct fw_loop *loop = timer->data;
+  fw_timer_wheel_advance(&loop->wheel, now_ms(loop));
+  if (loop->draining && now_ms(loop) >= loop->drain_deadline_ms)
+    force_close_all(loop);
+}
+
+static void loop_main(void *arg) {
+  struct fw_loop *loop = arg;
+  fw_metrics_bind_thread(loop->index + 1);
+  uv_run(&loop->uv, UV_RUN_DEFAULT);
+  atomic_fetch_add(&loop->server->loops_ended, 1);
+}
+
+/* Creates a listening socket bound to the shared address with SO_REUSEPORT. */
+static int open_listener(const struct sockaddr *addr, socklen_t addr_len, int *fd_out) {
+  int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+      bind(fd, addr, addr_len) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  *fd_out = fd;
+  return 0;
+}
+
+static void loop_free(struct fw_loop *loop) {
+  fw_http_message_pool_drain(&loop->pool);
+  fw_buf_free(&loop->res_head);
+  fw_buf_free(&loop->res_body);
+  fw_buf_free(&loop->wire);
+  free(loop);
+}
+
+static int loop_create(struct fw_server *server, unsigned index, int listen_fd,
+                       struct fw_loop **out) {
+  struct fw_loop *loop = calloc(1, sizeof *loop);
+  if (!loop)
+    return UV_ENOMEM;
+  loop->server = server;
+  loop->index = index;
+  loop->date_second = -1;
+  /* Response bodies and heads are bounded by what handlers build; the caps only stop a
+   * runaway. */
+  fw_buf_init(&loop->res_head, 64 * 1024);
+  fw_buf_init(&loop->res_body, 64 * 1024 * 1024);
+  fw_buf_init(&loop->wire, 128 * 1024);
+  int rc = uv_loop_init(&loop->uv);
+  if (rc < 0) {
+    loop_free(loop);
+    return rc;
+  }
+  uv_tcp_init(&loop->uv, &loop->listener);
+  uv_async_init(&loop->uv, &loop->wakeup, on_wakeup);
+  uv_timer_init(&loop->uv, &loop->tick);
+  loop->listener.data = loop;
+  loop->wakeup.data = loop;
+  loop->tick.data = loop;
+  rc = uv_tcp_open(&loop->listener, listen_fd);
+  bool listener_owns_fd = rc == 0;
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&loop->listener, LISTEN_BACKLOG, on_connection);
+  if (rc == 0)
+    rc = uv_timer_start(&loop->tick, on_tick, TICK_MS, TICK_MS);
+  fw_timer_wheel_init(&loop->wheel, TICK_MS, now_ms(loop));
+  loop->listener_open = true;
+  if (rc < 0) {
+    if (!listener_owns_fd)
+      close(listen_fd);
+    close_loop_handles(loop);
+    uv_run(&loop->uv, UV_RUN_DEFAULT);
+    uv_loop_close(&loop->uv);
+    loop_free(loop);
+    return rc;
+  }
+  *out = loop;
+  return 0;
+}
+
+/* Raises the soft open-file limit to the hard one and derives the connection cap. */
+static size_t derive_connection_cap(unsigned loops) {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return 1024;
+  if (lim.rlim_cur < lim.rlim_max) {
+    struct rlimit raised = {.rlim_cur = lim.rlim_max, .rlim_max = lim.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+      lim = raised;
+  }
+  size_t reserve = FD_RESERVE_BASE + (size_t)loops * FD_RESERVE_PER_LOOP;
+  if (lim.rlim_cur == RLIM_INFINITY)
+    return 1000000;
+  return lim.rlim_cur > reserve * 2 ? (size_t)lim.rlim_cur - reserve : (size_t)lim.rlim_cur / 2;
+}
+
+static int register_metrics(struct fw_server *server) {
+  const struct fw_router *router = server->options.router;
+  size_t rows = router->count + 1;
+  server->request_counters = calloc(rows * STATUS_COLUMNS, sizeof *server->request_counters);
+  if (!server->request_counters)
+    return FW_ENOMEM;
+  int rc = FW_OK;
+  char labels[512];
+  for (size_t r = 0; !rc && r < rows; r++) {
+    const char *method = r < router->count ? fw_http_method_name(router->routes[r].method) : "";
+    const char *route = r < router->count ? router->routes[r].pattern : "unmatched";
+    for (size_t c = 0; !rc && c < STATUS_COLUMNS; c++) {
+      char status[8];
+      if (c < FW_ARRAY_LEN(counted_statuses))
+        snprintf(status, sizeof status, "%d", counted_statuses[c]);
+      else
+        snprintf(status, sizeof status, "other");
+      snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\",status=\"%s\"", method, route,
+               status);
+      rc = fw_metrics_counter_sparse("flagwire_http_requests_total",
+                                     "HTTP requests answered, by route and status.", labels,
+                                     &server->request_counters[r * STATUS_COLUMNS + c]);
+    }
+  }
+  if (!rc)
+    rc = fw_metrics_histogram("flagwire_http_request_duration_seconds",
+                              "Time from a complete request to its response handed to the kernel.",
+                              NULL, latency_bounds_us, FW_ARRAY_LEN(latency_bounds_us), 1e-6,
+                              &server->latency);
+  for (int k = 0; !rc && k < KIND_COUNT; k++) {
+    snprintf(labels, sizeof labels, "kind=\"%s\"", kind_names[k]);
+    rc = fw_metrics_gauge("flagwire_connections_open", "Connections open now, by kind.", labels,
+                          &server->conns_open[k]);
+    if (!rc)
+      rc = fw_metrics_counter("flagwire_connections_accepted_total",
+                              "Connections accepted, by kind (a stream counts when it starts).",
+                              labels, &server->conns_accepted[k]);
+  }
+  if (!rc)
+    rc = fw_metrics_counter("flagwire_connections_rejected_total",
+                            "Connections refused with 503 at the connection cap.",
+                            "reason=\"limit\"", &server->conns_rejected);
+  return rc;
+}
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *addr,
+                   socklen_t *addr_len) {
+  struct sockaddr_in *v4 = (struct sockaddr_in *)addr;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
+  if (uv_ip4_addr(host, port, v4) == 0) {
+    *addr_len = sizeof *v4;
+    return FW_OK;
+  }
+  if (uv_ip6_addr(host, port, v6) == 0) {
+    *addr_len = sizeof *v6;
+    return FW_OK;
+  }
+  return FW_EINVAL;
+}
+
+static uint16_t bound_port(int fd) {
+  struct sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  if (getsockname(fd, (struct sockaddr *)&addr, &len) != 0)
+    return 0;
+  if (addr.ss_family == AF_INET6)
+    return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+  return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+}
+
+int fw_server_start(const struct fw_server_options *options, struct fw_server **out, char *error,
+                    size_t error_len) {
+  assert(options->router && options->threads > 0);
+  if (options->threads > MAX_LOOPS) {
+    say(error, error_len, "option --threads: at most %d loops are supported", MAX_LOOPS);
+    return FW_EINVAL;
+  }
+  struct sockaddr_storage addr;
+  socklen_t addr_len;
+  if (resolve(options->host, options->port, &addr, &addr_len) != FW_OK) {
+    say(error, error_len, "option --host: '%s' is not an IPv4 or IPv6 address", options->host);
+    return FW_EINVAL;
+  }
+  struct fw_server *server = calloc(1, sizeof *server);
+  if (!server)
+    return FW_ENOMEM;
+  server->options = *options;
+  server->reader_hooks =
+      (struct fw_http_reader_hooks){.on_headers = on_headers, .on_request = on_request};
+  size_t cap = derive_connection_cap(options->threads);
+  if (options->max_connections > cap) {
+    say(error, error_len,
+        "option --max-connections: %zu is more than the open-file limit allows (%zu)",
+        options->max_connections, cap);
+    free(server);
+    return FW_EINVAL;
+  }
+  server->max_connections = options->max_connections ? options->max_connections : cap;
+  int rc = register_metrics(server);
+  if (rc) {
+    say(error, error_len, "cannot register metrics: %s", fw_strerror(rc));
+    fw_server_free(server);
+    return rc;
+  }
+  for (unsigned i = 0; i < options->threads; i++) {
+    int fd = -1;
+    int err = open_listener((struct sockaddr *)&addr, addr_len, &fd);
+    if (err == 0 && i == 0) {
+      server->port = bound_port(fd);
+      /* Every further listener must share the port the first one got. */
+      if (addr.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&addr)->sin6_port = htons(server->port);
+      else
+        ((struct sockaddr_in *)&addr)->sin_port = htons(server->port);
+    }
+    if (err == 0)
+      err = loop_create(server, i, fd, &server->loops[i]);
+    if (err != 0) {
+      say(error, error_len, "cannot listen on %s port %u: %s", options->host,
+          (unsigned)options->port, err < 0 ? strerror(-err) : "unknown error");
+      atomic_store(&server->stop_requested, 2);
+      fw_server_free(server);
+      return FW_EIO;
+    }
+    server->loop_count++;
+  }
+  for (unsigned i = 0; i < server->loop_count; i++) {
+    if (uv_thread_create(&server->loops[i]->thread, loop_main, server->loops[i]) != 0) {
+      say(error, error_len, "cannot start loop thread %u", i);
+      fw_server_stop(server, true);
+      fw_server_wait(server);
+      fw_server_free(server);
+      return FW_EIO;
+    }
+    server->threads_started++;
+  }
+  *out = server;
+  return FW_OK;
+}
+
+uint16_t fw_server_port(const struct fw_server *server) { return server->port; }
+
+size_t fw_server_max_connections(const struct fw_server *server) { return server->max_connections; }
+
+void fw_server_stop(struct fw_server *server, bool force) {
+  int level = force ? 2 : 1;
+  int current = atomic_load(&server->stop_requested);
+  while (current < level && !atomic_compare_exchange_weak(&server->stop_requested, &current, level))
+    ;
+  for (unsigned i = 0; i < server->threads_started; i++)
+    uv_async_send(&server->loops[i]->wakeup);
+}
+
+bool fw_server_finished(const struct fw_server *server) {
+  return atomic_load(&server->loops_ended) == server->threads_started;
+}
+
+void fw_server_wait(struct fw_server *server) {
+  for (unsigned i = 0; i < server->threads_started; i++)
+    uv_thread_join(&server->loops[i]->thread);
+}
+
+void fw_server_free(struct fw_server *server) {
+  if (!server)
+    return;
+  for (unsigned i = 0; i < MAX_LOOPS; i++) {
+    struct fw_loop *loop = server->loops[i];
+    if (!loop)
+      continue;
+    if (i >= server->threads_started) {
+      /* Created but never run: close its handles on this thread. */
+      close_loop_handles(loop);
+      uv_run(&loop->uv, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop->uv);
+    loop_free(loop);
+  }
+  free(server->request_counters);
+  free(server);
+}

@@ -1,0 +1,95 @@
+/* The HTTP server: one libuv loop per thread, each with its own SO_REUSEPORT listener,
+ * its own connections, its own timer wheel and its own scratch buffers. Loops share
+ * nothing but the read-only router and an atomic connection count; the only
+ * cross-thread traffic is each loop's async wake-up.
+ *
+ * Thread: fw_server_start, fw_server_wait and fw_server_free belong to the thread that
+ * owns the server; fw_server_stop may be called from any thread. Handlers, filters and
+ * stream hooks run on the loop thread of their connection. */
+#ifndef FW_NET_SERVER_H
+#define FW_NET_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/http_parser.h"
+#include "net/router.h"
+
+/* Runs before routing on every request. Returns true when it has produced the response
+ * itself; otherwise it may have added headers to `res` that the routed response keeps
+ * (CORS headers, for instance). */
+typedef bool (*fw_http_filter)(struct fw_http_request *req, struct fw_http_response *res,
+                               void *ctx);
+
+struct fw_server_options {
+  const char *host; /* an IPv4 or IPv6 literal */
+  uint16_t port;    /* 0 picks a free port; fw_server_port tells which */
+  unsigned threads;
+  size_t max_connections; /* 0 derives the cap from the open-file limit */
+  struct fw_http_limits limits;
+  uint64_t header_timeout_ms;     /* from a request's first byte to the end of its headers */
+  uint64_t body_timeout_ms;       /* from the end of the headers to the end of the body */
+  uint64_t keepalive_timeout_ms;  /* idle time allowed between requests */
+  uint64_t shutdown_timeout_ms;   /* how long a stop waits for requests and streams */
+  const struct fw_router *router; /* borrowed; must outlive the server */
+  fw_http_filter filter;          /* optional */
+  void *filter_ctx;
+};
+
+struct fw_server;
+
+/* Binds every listener and starts the loop threads. Raises the open-file soft limit to
+ * the hard limit first. On failure nothing is left running and `error` says why in one
+ * sentence. On success the caller owns *out: fw_server_stop, fw_server_wait, then
+ * fw_server_free. */
+FW_MUST_CHECK int fw_server_start(const struct fw_server_options *options, struct fw_server **out,
+                                  char *error, size_t error_len);
+
+uint16_t fw_server_port(const struct fw_server *server);
+size_t fw_server_max_connections(const struct fw_server *server);
+
+/* Begins a graceful stop: listeners close, idle connections close, requests in flight
+ * finish with Connection: close, streams get their drain hook, and every loop ends once
+ * its connections are gone or the shutdown timeout passes. With `force`, everything
+ * closes at once. Thread-safe and idempotent. */
+void fw_server_stop(struct fw_server *server, bool force);
+
+/* Whether every loop has ended (after a stop). Thread-safe. */
+bool fw_server_finished(const struct fw_server *server);
+
+/* Blocks until every loop thread has ended. */
+void fw_server_wait(struct fw_server *server);
+
+/* Releases a server whose loops have ended. */
+void fw_server_free(struct fw_server *server);
+
+/* ---- Streams: responses that stay open (Server-Sent Events) ----
+ *
+ * A handler turns its response into a stream with fw_http_response_stream: the head is
+ * sent without a length, the connection is no longer read for requests, and the stream
+ * stays open until either side closes it. */
+struct fw_stream;
+
+struct fw_stream_hooks {
+  /* The server is stopping: say goodbye and close (or let the shutdown timeout do it). */
+  void (*on_drain)(struct fw_stream *stream, void *ctx);
+  /* The stream is gone (peer closed, error, fw_stream_close or shutdown). The stream
+   * pointer is invalid after this returns; `ctx` is the owner's to free. */
+  void (*on_close)(struct fw_stream *stream, void *ctx);
+};
+
+/* Marks `res` as the head of a stream. `hooks` is borrowed for the stream's life; `ctx`
+ * is passed to them, and on_close runs even if the head could not be sent. *out is valid
+ * until on_close. FW_EINVAL when the response is a stream already. */
+FW_MUST_CHECK int fw_http_response_stream(struct fw_http_response *res,
+                                          const struct fw_stream_hooks *hooks, void *ctx,
+                                          struct fw_stream **out);
+
+/* Queues bytes (copied) on the stream. FW_EIO if the stream is closing. */
+FW_MUST_CHECK int fw_stream_write(struct fw_stream *stream, const char *data, size_t len);
+
+/* Closes the stream once what was written has been handed to the kernel. */
+void fw_stream_close(struct fw_stream *stream);
+
+#endif

@@ -1,0 +1,20 @@
+#include "util/common.h"
+
+const char *fw_strerror(int err) {
+  switch (err) {
+  case FW_OK:
+    return "ok";
+  case FW_ENOMEM:
+    return "out of memory";
+  case FW_ETOOBIG:
+    return "too large";
+  case FW_EINVAL:
+    return "invalid";
+  case FW_EIO:
+    return "i/o error";
+  case FW_ENOTFOUND:
+    return "not found";
+  default:
+    return "unknown error";
+  }
+}
