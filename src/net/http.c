@@ -92,8 +92,9 @@ const char *fw_http_header(const struct fw_http_request *req, const char *name, 
 }
 
 const char *fw_http_param(const struct fw_http_request *req, const char *name) {
+  size_t name_len = strlen(name);
   for (size_t i = 0; i < req->param_count; i++)
-    if (strcmp(req->params[i].name, name) == 0)
+    if (req->params[i].name_len == name_len && memcmp(req->params[i].name, name, name_len) == 0)
       return req->params[i].value;
   return NULL;
 }

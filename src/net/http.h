@@ -35,7 +35,8 @@ struct fw_http_header {
 /* A path parameter captured by the router: `{project}` in the pattern. The value is
  * percent-decoded and NUL-terminated. */
 struct fw_http_param {
-  const char *name;
+  const char *name; /* not NUL-terminated: it points into the route's pattern */
+  size_t name_len;
   const char *value;
   size_t value_len;
 };

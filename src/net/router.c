@@ -139,6 +139,7 @@ static bool capture(const struct fw_route *route, struct fw_http_request *req, c
         return false;
       struct fw_http_param *param = &req->params[req->param_count++];
       param->name = route->segments[s].text;
+      param->name_len = route->segments[s].len;
       param->value = storage + used;
       param->value_len = (size_t)decoded;
       used += (size_t)decoded + 1;

@@ -33,29 +33,6 @@ static const char *level_name(enum fw_log_level level) {
   return "info";
 }
 
-int fw_log_parse_level(const char *text, enum fw_log_level *out) {
-  static const enum fw_log_level all[] = {FW_LOG_DEBUG, FW_LOG_INFO, FW_LOG_WARN, FW_LOG_ERROR};
-  for (size_t i = 0; i < FW_ARRAY_LEN(all); i++) {
-    if (strcmp(text, level_name(all[i])) == 0) {
-      *out = all[i];
-      return FW_OK;
-    }
-  }
-  return FW_EINVAL;
-}
-
-int fw_log_parse_format(const char *text, enum fw_log_format *out) {
-  if (strcmp(text, "auto") == 0)
-    *out = FW_LOG_FORMAT_AUTO;
-  else if (strcmp(text, "text") == 0)
-    *out = FW_LOG_FORMAT_TEXT;
-  else if (strcmp(text, "json") == 0)
-    *out = FW_LOG_FORMAT_JSON;
-  else
-    return FW_EINVAL;
-  return FW_OK;
-}
-
 static int open_log_file(const char *path) {
   return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 }

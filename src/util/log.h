@@ -42,11 +42,6 @@ void fw_log_fields(enum fw_log_level level, const char *msg, const struct fw_log
   fw_log_fields((level), (msg), (const struct fw_log_field[]){__VA_ARGS__},                        \
                 sizeof((const struct fw_log_field[]){__VA_ARGS__}) / sizeof(struct fw_log_field))
 
-/* Parses "debug", "info", "warn" or "error". Returns FW_EINVAL for anything else. */
-FW_MUST_CHECK int fw_log_parse_level(const char *text, enum fw_log_level *out);
-/* Parses "auto", "text" or "json". Returns FW_EINVAL for anything else. */
-FW_MUST_CHECK int fw_log_parse_format(const char *text, enum fw_log_format *out);
-
 /* Copies a request target into `out` with the values of the query parameters that carry
  * secrets or personal data (`key`, `context`) replaced by "REDACTED", so a URL can be
  * logged. Returns FW_ETOOBIG or FW_ENOMEM from the buffer. */
