@@ -57,6 +57,7 @@ struct fw_http_request {
   const char *body;
   size_t body_len;
   bool keep_alive;
+  bool http10; /* an HTTP/1.0 request: keep-alive must then be said explicitly */
   char request_id[FW_HTTP_REQUEST_ID_MAX + 1];
   struct fw_http_param params[FW_HTTP_MAX_PARAMS];
   size_t param_count;

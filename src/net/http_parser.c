@@ -186,6 +186,7 @@ static void build_request(struct fw_http_reader *reader, http_parser *p) {
   req->headers = msg->headers;
   req->header_count = msg->header_count;
   req->keep_alive = http_should_keep_alive(p) != 0;
+  req->http10 = p->http_major == 1 && p->http_minor == 0;
 }
 
 static int on_headers_complete(http_parser *p) {

@@ -322,6 +322,8 @@ static void send_response(struct fw_conn *conn, const struct fw_http_request *re
   }
   if (!rc && (res->close || is_stream))
     rc = fw_buf_append_str(wire, "Connection: close\r\n");
+  else if (!rc && req->http10)
+    rc = fw_buf_append_str(wire, "Connection: keep-alive\r\n");
   if (!rc)
     rc = fw_buf_append(wire, res->head->data ? res->head->data : "", res->head->len);
   if (!rc)
@@ -440,7 +442,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   if (conn->state != CONN_HTTP)
     return; /* lingering or streaming: what the peer sends now is dropped */
   uint64_t requests_before = conn->requests_done;
-  fw_http_reader_feed(&conn->reader, buf->base, (size_t)nread);
+  /* The library returns early after a request that asks for a protocol upgrade; what
+   * follows it in the same read is fed again. */
+  size_t offset = 0;
+  while (offset < (size_t)nread && conn->state == CONN_HTTP && !conn->reader.stopped &&
+         conn->reader.error == FW_HTTP_READ_OK) {
+    size_t used = fw_http_reader_feed(&conn->reader, buf->base + offset, (size_t)nread - offset);
+    if (used == 0)
+      break;
+    offset += used;
+  }
   if (conn->state == CONN_CLOSING)
     return;
   if (conn->reader.error != FW_HTTP_READ_OK) {
