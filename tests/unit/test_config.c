@@ -25,8 +25,7 @@ static const struct fw_option options[] = {
     {"config", FW_OPT_STRING, offsetof(struct sample, config), "", "file", 0, 0, NULL},
     {"name", FW_OPT_STRING, offsetof(struct sample, name), "default-name", "a name", 0, 0, NULL},
     {"workers", FW_OPT_UINT, offsetof(struct sample, workers), "2", "workers", 1, 64, NULL},
-    {"max-body-bytes", FW_OPT_SIZE, offsetof(struct sample, body), "1m", "body", 0, 1u << 30,
-     NULL},
+    {"max-body-bytes", FW_OPT_SIZE, offsetof(struct sample, body), "1m", "body", 0, 1u << 30, NULL},
     {"header-timeout", FW_OPT_DURATION, offsetof(struct sample, timeout), "10s", "timeout", 100,
      3600000, NULL},
     {"durability", FW_OPT_CHOICE, offsetof(struct sample, mode), "full", "mode", 0, 0, modes},
@@ -88,10 +87,14 @@ static void bad_values_name_the_option(void **state) {
     const char *arg;
     const char *expect;
   } cases[] = {
-      {"--workers=100", "--workers"},          {"--workers=abc", "--workers"},
-      {"--workers=4k", "--workers"},           {"--max-body-bytes=lots", "--max-body-bytes"},
-      {"--header-timeout=5", "--header-timeout"}, {"--header-timeout=5d", "--header-timeout"},
-      {"--durability=maybe", "--durability"},  {"--nope=1", "--nope"},
+      {"--workers=100", "--workers"},
+      {"--workers=abc", "--workers"},
+      {"--workers=4k", "--workers"},
+      {"--max-body-bytes=lots", "--max-body-bytes"},
+      {"--header-timeout=5", "--header-timeout"},
+      {"--header-timeout=5d", "--header-timeout"},
+      {"--durability=maybe", "--durability"},
+      {"--nope=1", "--nope"},
       {"--max-body-bytes=99999999999999999999", "--max-body-bytes"},
   };
   for (size_t i = 0; i < FW_ARRAY_LEN(cases); i++) {

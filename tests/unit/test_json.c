@@ -51,7 +51,8 @@ static void replaces_invalid_utf8(void **state) {
   /* A lone continuation byte, an overlong encoding, and a truncated sequence. */
   const char text[] = "x\x80y\xc0\xafz\xe2\x9c";
   assert_int_equal(fw_json_append_string(&b, text, sizeof text - 1), FW_OK);
-  assert_string_equal(b.data, "\"x\xef\xbf\xbdy\xef\xbf\xbd\xef\xbf\xbdz\xef\xbf\xbd\xef\xbf\xbd\"");
+  assert_string_equal(b.data,
+                      "\"x\xef\xbf\xbdy\xef\xbf\xbd\xef\xbf\xbdz\xef\xbf\xbd\xef\xbf\xbd\"");
   /* What we print parses. */
   struct fw_json *doc;
   char error[256];

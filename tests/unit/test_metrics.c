@@ -42,8 +42,8 @@ static void renders_prometheus_text(void **state) {
   assert_int_equal(fw_metrics_gauge("conns", "Open.", "kind=\"stream\"", &open_stream), FW_OK);
   assert_int_equal(fw_metrics_counter_sparse("reqs_total", "Reqs.", "status=\"200\"", &sparse_hit),
                    FW_OK);
-  assert_int_equal(
-      fw_metrics_counter_sparse("reqs_total", "Reqs.", "status=\"500\"", &sparse_miss), FW_OK);
+  assert_int_equal(fw_metrics_counter_sparse("reqs_total", "Reqs.", "status=\"500\"", &sparse_miss),
+                   FW_OK);
   assert_int_equal(fw_metrics_histogram("lat_seconds", "Latency.", NULL, bounds, 2, 1e-6, &latency),
                    FW_OK);
   fw_metric_add(&open_http, 3);

@@ -21,15 +21,14 @@ static int setup(void **state) {
   fw_router_init(&router);
   assert_int_equal(fw_router_add(&router, FW_HTTP_GET, "/healthz", handler_a, NULL), FW_OK);
   assert_int_equal(fw_router_add(&router, FW_HTTP_GET,
-                                 "/v1/projects/{project}/environments/{env}/flags/{key}",
-                                 handler_a, NULL),
+                                 "/v1/projects/{project}/environments/{env}/flags/{key}", handler_a,
+                                 NULL),
                    FW_OK);
   assert_int_equal(fw_router_add(&router, FW_HTTP_PATCH,
-                                 "/v1/projects/{project}/environments/{env}/flags/{key}",
-                                 handler_b, NULL),
+                                 "/v1/projects/{project}/environments/{env}/flags/{key}", handler_b,
+                                 NULL),
                    FW_OK);
-  assert_int_equal(fw_router_add(&router, FW_HTTP_GET, "/api/v1/flags/", handler_b, NULL),
-                   FW_OK);
+  assert_int_equal(fw_router_add(&router, FW_HTTP_GET, "/api/v1/flags/", handler_b, NULL), FW_OK);
   return 0;
 }
 
@@ -89,12 +88,12 @@ static void not_found_cases(void **state) {
   const struct fw_route *route = NULL;
   char allow[128];
   const char *paths[] = {
-      "/healthz/",                                /* a trailing slash is another path */
-      "/healthzz",                                /* prefixes do not match */
-      "/v1/projects//environments/b/flags/c",     /* empty parameter */
-      "/v1/projects/a/environments/b/flags",      /* too short */
-      "/v1/projects/a/environments/b/flags/c/d",  /* too long */
-      "/api/v1/flags",                            /* the pattern ends with a slash */
+      "/healthz/",                               /* a trailing slash is another path */
+      "/healthzz",                               /* prefixes do not match */
+      "/v1/projects//environments/b/flags/c",    /* empty parameter */
+      "/v1/projects/a/environments/b/flags",     /* too short */
+      "/v1/projects/a/environments/b/flags/c/d", /* too long */
+      "/api/v1/flags",                           /* the pattern ends with a slash */
       "",
   };
   for (size_t i = 0; i < FW_ARRAY_LEN(paths); i++) {
@@ -110,8 +109,8 @@ static void bad_escapes_and_oversize_params_are_not_found(void **state) {
   const struct fw_route *route = NULL;
   char allow[128];
   const char *paths[] = {
-      "/v1/projects/a%2/environments/b/flags/c", /* truncated escape */
-      "/v1/projects/a%zz/environments/b/flags/c", /* not hex */
+      "/v1/projects/a%2/environments/b/flags/c",   /* truncated escape */
+      "/v1/projects/a%zz/environments/b/flags/c",  /* not hex */
       "/v1/projects/a%00b/environments/b/flags/c", /* encoded NUL */
   };
   for (size_t i = 0; i < FW_ARRAY_LEN(paths); i++) {

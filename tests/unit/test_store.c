@@ -60,8 +60,7 @@ static void opens_migrates_and_reopens(void **state) {
   assert_string_equal((const char *)sqlite3_column_text(stmt, 0), "wal");
   sqlite3_finalize(stmt);
   assert_int_equal(
-      sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM schema_migrations", -1, &stmt, NULL),
-      SQLITE_OK);
+      sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM schema_migrations", -1, &stmt, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
   assert_int_equal(sqlite3_column_int(stmt, 0), 1);
   sqlite3_finalize(stmt);

@@ -86,8 +86,7 @@ static void a_stall_fires_everything_due_once(void **state) {
   struct probe probes[50];
   memset(probes, 0, sizeof probes);
   for (int i = 0; i < 50; i++)
-    fw_timer_wheel_schedule(&wheel, &probes[i].entry, clock_now, (uint64_t)(i + 1) * 997,
-                            on_fire);
+    fw_timer_wheel_schedule(&wheel, &probes[i].entry, clock_now, (uint64_t)(i + 1) * 997, on_fire);
   advance_to(1000 + 200000); /* far more than one revolution at once */
   for (int i = 0; i < 50; i++)
     assert_int_equal(probes[i].fired, 1);
