@@ -196,6 +196,9 @@ static int on_headers_complete(http_parser *p) {
   if (append_text(reader, "", 1))
     return -1;
   msg->headers_done = true;
+  /* Minor versions are compatible (RFC 9110 2.5); another major one is not ours. */
+  if (p->http_major != 1)
+    return fail(reader, FW_HTTP_READ_BAD_VERSION);
   build_request(reader, p);
   if (p->content_length != ULLONG_MAX && p->content_length > reader->limits->max_body_bytes)
     return fail(reader, FW_HTTP_READ_BODY_TOO_LARGE);

@@ -27,6 +27,7 @@ enum fw_http_read_error {
   FW_HTTP_READ_MALFORMED,
   FW_HTTP_READ_HEADERS_TOO_LARGE,
   FW_HTTP_READ_BODY_TOO_LARGE,
+  FW_HTTP_READ_BAD_VERSION, /* an HTTP major version other than 1 */
   FW_HTTP_READ_NO_MEMORY
 };
 

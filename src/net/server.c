@@ -38,7 +38,7 @@
 
 /* Status codes with their own request counter; any other falls in the last column. */
 static const int counted_statuses[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409,
-                                       412, 413, 415, 422, 426, 428, 429, 431, 500, 503};
+                                       412, 413, 415, 422, 426, 428, 429, 431, 500, 503, 505};
 #define STATUS_COLUMNS (FW_ARRAY_LEN(counted_statuses) + 1)
 
 /* Request latency buckets in microseconds. */
@@ -421,6 +421,10 @@ static void handle_read_error(struct fw_conn *conn) {
   case FW_HTTP_READ_BODY_TOO_LARGE:
     send_early_error(conn, NULL, 413, "body_too_large", "the request body exceeds the limit");
     break;
+  case FW_HTTP_READ_BAD_VERSION:
+    send_early_error(conn, NULL, 505, "http_version_not_supported",
+                     "only HTTP/1.0 and HTTP/1.1 are spoken here");
+    break;
   case FW_HTTP_READ_NO_MEMORY:
     send_early_error(conn, NULL, 503, "overloaded", "the server is out of memory");
     break;
@@ -727,6 +731,22 @@ static int open_listener(const struct sockaddr *addr, socklen_t addr_len, int *f
   return 0;
 }
 
+/* SO_REUSEPORT would let a second process of the same user join our listeners and take
+ * a share of the connections. A bind without it fails while anyone listens on the
+ * port, so it tells whether the port is ours to take. Returns 0 or -errno. */
+static int check_port_free(const struct sockaddr *addr, socklen_t addr_len) {
+  int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  int rc = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      bind(fd, addr, addr_len) < 0)
+    rc = -errno;
+  close(fd);
+  return rc;
+}
+
 static void loop_free(struct fw_loop *loop) {
   fw_http_message_pool_drain(&loop->pool);
   fw_buf_free(&loop->res_head);
@@ -805,16 +825,19 @@ static int register_metrics(struct fw_server *server) {
   int rc = FW_OK;
   char labels[512];
   for (size_t r = 0; !rc && r < rows; r++) {
-    const char *method = r < router->count ? fw_http_method_name(router->routes[r].method) : "";
-    const char *route = r < router->count ? router->routes[r].pattern : "unmatched";
+    /* Requests no route took are one row whatever their method or path, so that
+     * scanners cannot grow the series without bound. */
+    char route[300] = "route=\"unmatched\"";
+    if (r < router->count)
+      snprintf(route, sizeof route, "method=\"%s\",route=\"%s\"",
+               fw_http_method_name(router->routes[r].method), router->routes[r].pattern);
     for (size_t c = 0; !rc && c < STATUS_COLUMNS; c++) {
       char status[8];
       if (c < FW_ARRAY_LEN(counted_statuses))
         snprintf(status, sizeof status, "%d", counted_statuses[c]);
       else
         snprintf(status, sizeof status, "other");
-      snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\",status=\"%s\"", method, route,
-               status);
+      snprintf(labels, sizeof labels, "%s,status=\"%s\"", route, status);
       rc = fw_metrics_counter_sparse("flagwire_http_requests_total",
                                      "HTTP requests answered, by route and status.", labels,
                                      &server->request_counters[r * STATUS_COLUMNS + c]);
@@ -899,6 +922,15 @@ int fw_server_start(const struct fw_server_options *options, struct fw_server **
     say(error, error_len, "cannot register metrics: %s", fw_strerror(rc));
     fw_server_free(server);
     return rc;
+  }
+  if (options->port != 0) {
+    int err = check_port_free((struct sockaddr *)&addr, addr_len);
+    if (err != 0) {
+      say(error, error_len, "cannot listen on %s port %u: %s", options->host,
+          (unsigned)options->port, strerror(-err));
+      fw_server_free(server);
+      return FW_EIO;
+    }
   }
   for (unsigned i = 0; i < options->threads; i++) {
     int fd = -1;
