@@ -271,6 +271,12 @@ size_t fw_http_reader_feed(struct fw_http_reader *reader, const char *data, size
   return consumed;
 }
 
+void fw_http_reader_resume(struct fw_http_reader *reader) {
+  assert(reader->stopped && reader->error == FW_HTTP_READ_OK);
+  reader->stopped = false;
+  http_parser_pause(parser_of(reader), 0);
+}
+
 bool fw_http_reader_reading_headers(const struct fw_http_reader *reader) {
   return reader->message && !reader->message->headers_done;
 }

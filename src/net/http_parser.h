@@ -75,6 +75,10 @@ void fw_http_reader_init(struct fw_http_reader *reader, const struct fw_http_lim
  * error, in which case reader->error tells which (FW_HTTP_READ_OK after a STOP). */
 size_t fw_http_reader_feed(struct fw_http_reader *reader, const char *data, size_t len);
 
+/* Lets a reader that a hook stopped (FW_HTTP_STOP after a whole request) take the next
+ * request. */
+void fw_http_reader_resume(struct fw_http_reader *reader);
+
 /* Whether a request has begun but its headers are not complete yet. */
 bool fw_http_reader_reading_headers(const struct fw_http_reader *reader);
 /* Whether a request's headers are complete but its body is not. */

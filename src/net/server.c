@@ -52,6 +52,17 @@ static const char *const kind_names[KIND_COUNT] = {"http", "stream"};
 
 struct fw_loop;
 
+/* A request whose response comes later (fw_http_response_defer). */
+struct fw_http_deferred {
+  struct fw_conn *conn; /* NULL once the connection has closed */
+  struct fw_loop *loop;
+  struct fw_http_request request; /* method, request id and keep-alive only */
+  struct fw_http_response response;
+  size_t route_row;
+  uint64_t started_ns;
+  char target[256]; /* redacted, for the request log */
+};
+
 struct fw_stream {
   struct fw_conn *conn;
   const struct fw_stream_hooks *hooks;
@@ -65,6 +76,10 @@ struct fw_conn {
   struct fw_http_reader reader;
   struct fw_timer_entry timer;
   struct fw_stream stream;
+  struct fw_http_deferred *deferred; /* the request being answered later, if any */
+  /* Input that arrived behind a deferred request, fed once it is answered. */
+  char *pending_input;
+  size_t pending_len;
   enum conn_state state;
   enum conn_phase phase;
   enum conn_kind kind;
@@ -88,8 +103,11 @@ struct fw_loop {
   uv_loop_t uv;
   uv_thread_t thread;
   uv_tcp_t listener;
-  uv_async_t wakeup;
+  uv_async_t wakeup; /* stop requests and posted tasks */
   uv_timer_t tick;
+  uv_mutex_t tasks_lock;
+  struct fw_loop_task *tasks_head, *tasks_tail; /* posted, not yet run */
+  bool tasks_closed;                            /* the loop has ended: run tasks cancelled */
   struct fw_timer_wheel wheel;
   struct fw_http_message_pool pool;
   struct fw_conn *conns; /* every open connection of this loop */
@@ -164,6 +182,10 @@ static void conn_close(struct fw_conn *conn) {
   conn->state = CONN_CLOSING;
   struct fw_loop *loop = conn->loop;
   fw_timer_wheel_cancel(&loop->wheel, &conn->timer);
+  if (conn->deferred)
+    conn->deferred->conn = NULL;
+  free(conn->pending_input);
+  conn->pending_input = NULL;
   if (conn->prev)
     conn->prev->next = conn->next;
   else
@@ -200,7 +222,7 @@ static void on_written(uv_write_t *req, int status) {
     conn_close(conn);
     return;
   }
-  if (!conn->reading && conn->state != CONN_CLOSING && conn->queued_bytes < MAX_QUEUED_BYTES / 2)
+  if (!conn->reading && !conn->deferred && conn->queued_bytes < MAX_QUEUED_BYTES / 2)
     start_reading(conn);
 }
 
@@ -339,12 +361,18 @@ static void send_response(struct fw_conn *conn, const struct fw_http_request *re
     conn_linger(conn);
 }
 
-static void prepare_response(struct fw_conn *conn, struct fw_http_response *res) {
-  struct fw_loop *loop = conn->loop;
+/* Readies `res` on the loop's scratch buffers. `conn` may be NULL for a deferred response
+ * whose connection has gone: it is built, then dropped. */
+static void prepare_response_on(struct fw_loop *loop, struct fw_conn *conn,
+                                struct fw_http_response *res) {
   fw_buf_reset(&loop->res_head);
   fw_buf_reset(&loop->res_body);
   *res = (struct fw_http_response){
       .status = 200, .head = &loop->res_head, .body = &loop->res_body, .conn = conn};
+}
+
+static void prepare_response(struct fw_conn *conn, struct fw_http_response *res) {
+  prepare_response_on(conn->loop, conn, res);
 }
 
 /* Answers an error found before a request could be routed, then lingers and closes. */
@@ -380,18 +408,18 @@ static void on_header_timeout(struct fw_timer_entry *entry) {
   send_early_error(conn, NULL, 408, "request_timeout", "the request was not received in time");
 }
 
-static void update_phase(struct fw_conn *conn, uint64_t requests_before) {
-  const struct fw_server_options *opt = &conn->loop->server->options;
-  enum conn_phase phase = PHASE_IDLE;
+static enum conn_phase reader_phase(const struct fw_conn *conn) {
   if (fw_http_reader_reading_headers(&conn->reader))
-    phase = PHASE_HEADERS;
-  else if (fw_http_reader_reading_body(&conn->reader))
-    phase = PHASE_BODY;
-  bool new_request = conn->requests_done != requests_before;
-  if (phase == conn->phase && !new_request)
-    return;
-  conn->phase = phase;
-  switch (phase) {
+    return PHASE_HEADERS;
+  if (fw_http_reader_reading_body(&conn->reader))
+    return PHASE_BODY;
+  return PHASE_IDLE;
+}
+
+static void arm_phase_timer(struct fw_conn *conn) {
+  const struct fw_server_options *opt = &conn->loop->server->options;
+  conn->phase = reader_phase(conn);
+  switch (conn->phase) {
   case PHASE_HEADERS:
     schedule(conn, opt->header_timeout_ms, on_header_timeout);
     break;
@@ -402,6 +430,18 @@ static void update_phase(struct fw_conn *conn, uint64_t requests_before) {
     schedule(conn, opt->keepalive_timeout_ms, on_timer_close);
     break;
   }
+}
+
+/* Re-arms the connection's timeout when it moved to another phase or finished a
+ * request; a deadline otherwise keeps running, so trickled bytes cannot extend it. */
+static void update_phase(struct fw_conn *conn, uint64_t requests_before) {
+  if (conn->deferred) {
+    /* The server owes the next move: no client timeout runs. */
+    fw_timer_wheel_cancel(&conn->loop->wheel, &conn->timer);
+    return;
+  }
+  if (reader_phase(conn) != conn->phase || conn->requests_done != requests_before)
+    arm_phase_timer(conn);
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
@@ -435,23 +475,31 @@ static void handle_read_error(struct fw_conn *conn) {
   }
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  struct fw_conn *conn = (struct fw_conn *)stream;
-  if (nread == 0 || conn->state == CONN_CLOSING)
-    return;
-  if (nread < 0) {
+/* Keeps the input behind a deferred request for when it is answered. */
+static void keep_pending_input(struct fw_conn *conn, const char *data, size_t len) {
+  char *copy = malloc(len);
+  if (!copy) {
     conn_close(conn);
     return;
   }
-  if (conn->state != CONN_HTTP)
-    return; /* lingering or streaming: what the peer sends now is dropped */
+  memcpy(copy, data, len);
+  conn->pending_input = copy;
+  conn->pending_len = len;
+  if (conn->reading) {
+    uv_read_stop((uv_stream_t *)&conn->handle);
+    conn->reading = false;
+  }
+}
+
+/* Parses `len` bytes of requests and answers them. `data` may be reused after. */
+static void consume_input(struct fw_conn *conn, const char *data, size_t len) {
   uint64_t requests_before = conn->requests_done;
   /* The library returns early after a request that asks for a protocol upgrade; what
    * follows it in the same read is fed again. */
   size_t offset = 0;
-  while (offset < (size_t)nread && conn->state == CONN_HTTP && !conn->reader.stopped &&
+  while (offset < len && conn->state == CONN_HTTP && !conn->reader.stopped &&
          conn->reader.error == FW_HTTP_READ_OK) {
-    size_t used = fw_http_reader_feed(&conn->reader, buf->base + offset, (size_t)nread - offset);
+    size_t used = fw_http_reader_feed(&conn->reader, data + offset, len - offset);
     if (used == 0)
       break;
     offset += used;
@@ -462,8 +510,23 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     handle_read_error(conn);
     return;
   }
+  if (conn->deferred && offset < len)
+    keep_pending_input(conn, data + offset, len - offset);
   if (conn->state == CONN_HTTP)
     update_phase(conn, requests_before);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  struct fw_conn *conn = (struct fw_conn *)stream;
+  if (nread == 0 || conn->state == CONN_CLOSING)
+    return;
+  if (nread < 0) {
+    conn_close(conn);
+    return;
+  }
+  if (conn->state != CONN_HTTP)
+    return; /* lingering or streaming: what the peer sends now is dropped */
+  consume_input(conn, buf->base, (size_t)nread);
 }
 
 static void start_reading(struct fw_conn *conn) {
@@ -501,17 +564,27 @@ static enum fw_http_read_verdict on_headers(void *ctx, struct fw_http_request *r
   return FW_HTTP_CONTINUE;
 }
 
+/* Writes the request's target, with credentials redacted, into `out` (NUL-terminated). */
+static void redacted_target(const struct fw_http_request *req, char *out, size_t out_len) {
+  struct fw_buf target = {.data = out, .cap = out_len, .limit = out_len - 1};
+  if (fw_log_redact_target(req->target, req->target_len, &target) != FW_OK)
+    target.len = 0;
+  out[target.len] = '\0';
+}
+
+static void log_request_line(const char *method, const char *target, int status, uint64_t micros,
+                             const char *request_id) {
+  fw_log_with(FW_LOG_DEBUG, "request", FW_LOG_STR("method", method), FW_LOG_STR("target", target),
+              FW_LOG_INT("status", status), FW_LOG_INT("micros", micros),
+              FW_LOG_STR("request_id", request_id));
+}
+
 static void log_request(const struct fw_http_request *req, int status, uint64_t micros) {
   if (!fw_log_enabled(FW_LOG_DEBUG))
     return;
-  char storage[512];
-  struct fw_buf target = {.data = storage, .cap = sizeof storage, .limit = sizeof storage - 1};
-  if (fw_log_redact_target(req->target, req->target_len, &target) != FW_OK)
-    target.len = 0;
-  storage[target.len] = '\0';
-  fw_log_with(FW_LOG_DEBUG, "request", FW_LOG_STR("method", req->method_name),
-              FW_LOG_STR("target", storage), FW_LOG_INT("status", status),
-              FW_LOG_INT("micros", micros), FW_LOG_STR("request_id", req->request_id));
+  char target[512];
+  redacted_target(req, target, sizeof target);
+  log_request_line(req->method_name, target, status, micros, req->request_id);
 }
 
 static bool route_request(struct fw_conn *conn, struct fw_http_request *req,
@@ -557,6 +630,17 @@ static enum fw_http_read_verdict on_request(void *ctx, struct fw_http_request *r
       return FW_HTTP_STOP;
     }
   }
+  if (conn->deferred) {
+    /* The answer comes later: read nothing more until then, so responses stay in order. */
+    conn->deferred->route_row = route_row;
+    conn->deferred->started_ns = started;
+    fw_timer_wheel_cancel(&loop->wheel, &conn->timer);
+    if (conn->reading) {
+      uv_read_stop((uv_stream_t *)&conn->handle);
+      conn->reading = false;
+    }
+    return FW_HTTP_STOP;
+  }
   bool is_stream = conn->stream.hooks != NULL;
   /* A stream's end is the connection's end, so it never lingers for another request. */
   if (!is_stream && (!req->keep_alive || loop->draining))
@@ -576,6 +660,99 @@ static enum fw_http_read_verdict on_request(void *ctx, struct fw_http_request *r
     return FW_HTTP_STOP;
   }
   return res.close ? FW_HTTP_STOP : FW_HTTP_CONTINUE;
+}
+
+/* ---- deferred responses ---- */
+
+int fw_http_response_defer(struct fw_http_response *res, const struct fw_http_request *req,
+                           struct fw_http_deferred **out) {
+  struct fw_conn *conn = res->conn;
+  assert(conn && !conn->deferred);
+  if (conn->stream.hooks)
+    return FW_EINVAL;
+  struct fw_http_deferred *deferred = calloc(1, sizeof *deferred);
+  if (!deferred)
+    return FW_ENOMEM;
+  deferred->conn = conn;
+  deferred->loop = conn->loop;
+  deferred->request = (struct fw_http_request){.method = req->method,
+                                               .method_name = req->method_name,
+                                               .keep_alive = req->keep_alive,
+                                               .http10 = req->http10};
+  memcpy(deferred->request.request_id, req->request_id, sizeof req->request_id);
+  if (fw_log_enabled(FW_LOG_DEBUG))
+    redacted_target(req, deferred->target, sizeof deferred->target);
+  conn->deferred = deferred;
+  *out = deferred;
+  return FW_OK;
+}
+
+unsigned fw_http_response_loop(const struct fw_http_response *res) {
+  return res->conn->loop->index;
+}
+
+struct fw_http_response *fw_http_deferred_response(struct fw_http_deferred *deferred) {
+  prepare_response_on(deferred->loop, deferred->conn, &deferred->response);
+  return &deferred->response;
+}
+
+const struct fw_http_request *fw_http_deferred_request(const struct fw_http_deferred *deferred) {
+  return &deferred->request;
+}
+
+/* Takes requests again after a deferred one was answered: first the input that came
+ * behind it, then the socket. */
+static void resume_after_deferred(struct fw_conn *conn) {
+  fw_http_reader_resume(&conn->reader);
+  char *input = conn->pending_input;
+  size_t len = conn->pending_len;
+  conn->pending_input = NULL;
+  conn->pending_len = 0;
+  if (input) {
+    consume_input(conn, input, len);
+    free(input);
+  }
+  if (conn->state != CONN_HTTP || conn->deferred)
+    return;
+  if (!conn->reading)
+    start_reading(conn);
+  if (conn->state == CONN_HTTP)
+    arm_phase_timer(conn);
+}
+
+void fw_http_deferred_send(struct fw_http_deferred *deferred) {
+  struct fw_conn *conn = deferred->conn;
+  if (!conn) {
+    free(deferred);
+    return;
+  }
+  struct fw_loop *loop = conn->loop;
+  struct fw_server *server = loop->server;
+  /* The response was prepared on this loop by fw_http_deferred_response. */
+  struct fw_http_response *res = &deferred->response;
+  assert(res->head == &loop->res_head);
+  conn->deferred = NULL;
+  if (!deferred->request.keep_alive || loop->draining)
+    res->close = true;
+  send_response(conn, &deferred->request, res, false);
+  uint64_t micros = (uv_hrtime() - deferred->started_ns) / 1000;
+  fw_metric_add(
+      &server->request_counters[deferred->route_row * STATUS_COLUMNS + status_column(res->status)],
+      1);
+  fw_metric_observe(&server->latency, micros);
+  if (fw_log_enabled(FW_LOG_DEBUG))
+    log_request_line(deferred->request.method_name, deferred->target, res->status, micros,
+                     deferred->request.request_id);
+  bool resume = !res->close && conn->state == CONN_HTTP;
+  free(deferred);
+  if (resume)
+    resume_after_deferred(conn);
+}
+
+void fw_http_deferred_discard(struct fw_http_deferred *deferred) {
+  if (deferred->conn)
+    deferred->conn->deferred = NULL;
+  free(deferred);
 }
 
 /* ---- streams ---- */
@@ -647,10 +824,15 @@ static void on_connection(uv_stream_t *listener, int status) {
 
 /* ---- loop life ---- */
 
+static struct fw_loop_task *take_tasks(struct fw_loop *loop, bool close_queue);
+static void run_tasks(struct fw_loop_task *task, bool cancelled);
+
 static void close_loop_handles(struct fw_loop *loop) {
   if (loop->closing_handles)
     return;
   loop->closing_handles = true;
+  /* Whatever is still posted, or comes later, finds no connection to answer. */
+  run_tasks(take_tasks(loop, true), true);
   if (loop->listener_open) {
     loop->listener_open = false;
     uv_close((uv_handle_t *)&loop->listener, NULL);
@@ -683,7 +865,8 @@ static void begin_drain(struct fw_loop *loop) {
       if (conn->state == CONN_STREAM) {
         if (conn->stream.hooks->on_drain)
           conn->stream.hooks->on_drain(&conn->stream, conn->stream.ctx);
-      } else if (conn->state == CONN_HTTP && conn->phase == PHASE_IDLE && conn->queued_bytes == 0) {
+      } else if (conn->state == CONN_HTTP && conn->phase == PHASE_IDLE && !conn->deferred &&
+                 conn->queued_bytes == 0) {
         conn_close(conn);
       }
       conn = next;
@@ -694,8 +877,50 @@ static void begin_drain(struct fw_loop *loop) {
   maybe_finish_loop(loop);
 }
 
+/* Takes every posted task out of the queue, in order. */
+static struct fw_loop_task *take_tasks(struct fw_loop *loop, bool close_queue) {
+  uv_mutex_lock(&loop->tasks_lock);
+  struct fw_loop_task *tasks = loop->tasks_head;
+  loop->tasks_head = loop->tasks_tail = NULL;
+  if (close_queue)
+    loop->tasks_closed = true;
+  uv_mutex_unlock(&loop->tasks_lock);
+  return tasks;
+}
+
+static void run_tasks(struct fw_loop_task *task, bool cancelled) {
+  while (task) {
+    struct fw_loop_task *next = task->next;
+    task->run(task, cancelled);
+    task = next;
+  }
+}
+
+void fw_server_post(struct fw_server *server, unsigned index, struct fw_loop_task *task) {
+  assert(index < server->loop_count);
+  struct fw_loop *loop = server->loops[index];
+  task->next = NULL;
+  uv_mutex_lock(&loop->tasks_lock);
+  bool closed = loop->tasks_closed;
+  if (!closed) {
+    if (loop->tasks_tail)
+      loop->tasks_tail->next = task;
+    else
+      loop->tasks_head = task;
+    loop->tasks_tail = task;
+    /* Sent under the lock: the loop cannot close its handle in between. */
+    uv_async_send(&loop->wakeup);
+  }
+  uv_mutex_unlock(&loop->tasks_lock);
+  if (closed)
+    task->run(task, true);
+}
+
+unsigned fw_server_loop_count(const struct fw_server *server) { return server->loop_count; }
+
 static void on_wakeup(uv_async_t *async) {
   struct fw_loop *loop = async->data;
+  run_tasks(take_tasks(loop, false), false);
   if (atomic_load(&loop->server->stop_requested))
     begin_drain(loop);
 }
@@ -748,6 +973,7 @@ static int check_port_free(const struct sockaddr *addr, socklen_t addr_len) {
 }
 
 static void loop_free(struct fw_loop *loop) {
+  uv_mutex_destroy(&loop->tasks_lock);
   fw_http_message_pool_drain(&loop->pool);
   fw_buf_free(&loop->res_head);
   fw_buf_free(&loop->res_body);
@@ -768,7 +994,12 @@ static int loop_create(struct fw_server *server, unsigned index, int listen_fd,
   fw_buf_init(&loop->res_head, 64 * 1024);
   fw_buf_init(&loop->res_body, 64 * 1024 * 1024);
   fw_buf_init(&loop->wire, 128 * 1024);
-  int rc = uv_loop_init(&loop->uv);
+  int rc = uv_mutex_init(&loop->tasks_lock);
+  if (rc < 0) {
+    free(loop);
+    return rc;
+  }
+  rc = uv_loop_init(&loop->uv);
   if (rc < 0) {
     loop_free(loop);
     return rc;

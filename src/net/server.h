@@ -64,6 +64,55 @@ void fw_server_wait(struct fw_server *server);
 /* Releases a server whose loops have ended. */
 void fw_server_free(struct fw_server *server);
 
+/* ---- Work handed to a loop from another thread ---- */
+
+/* A unit of work run on one loop's thread. The poster fills `run` and owns the memory
+ * around the task until `run` is called; `run` is called exactly once. */
+struct fw_loop_task {
+  /* `cancelled` is true when the loop has ended: then `run` runs on the posting thread
+   * (or on the loop's thread as it ends) and must only release what the task holds. */
+  void (*run)(struct fw_loop_task *task, bool cancelled);
+  struct fw_loop_task *next; /* the queue's own link */
+};
+
+/* How many loops the server runs; loop indexes are 0 to this less one. */
+unsigned fw_server_loop_count(const struct fw_server *server);
+
+/* Queues `task` for loop `index`, in posting order. Thread-safe. */
+void fw_server_post(struct fw_server *server, unsigned index, struct fw_loop_task *task);
+
+/* The index of the loop a response is being produced on. */
+unsigned fw_http_response_loop(const struct fw_http_response *res);
+
+/* ---- Deferred responses: answered later, on the same loop ----
+ *
+ * A handler that must wait (for the writer, say) defers its response. The connection
+ * reads no further request until the deferred one is answered, so pipelined responses
+ * stay in order; its idle timeouts are suspended meanwhile. */
+struct fw_http_deferred;
+
+/* Takes the response out of the handler's hands. `req` and its memory are gone once the
+ * handler returns: copy what the answer needs first. On success *out must later be
+ * given to fw_http_deferred_send exactly once, on the loop thread of the connection
+ * (fw_http_response_loop). FW_ENOMEM, or FW_EINVAL on a stream. */
+FW_MUST_CHECK int fw_http_response_defer(struct fw_http_response *res,
+                                         const struct fw_http_request *req,
+                                         struct fw_http_deferred **out);
+
+/* The response to fill in, with the loop's scratch buffers (valid until
+ * fw_http_deferred_send), and a stand-in for the request with its method, request id
+ * and keep-alive, for fw_http_set_error. Loop thread only. */
+struct fw_http_response *fw_http_deferred_response(struct fw_http_deferred *deferred);
+const struct fw_http_request *fw_http_deferred_request(const struct fw_http_deferred *deferred);
+
+/* Sends the filled response, if the client is still there, resumes reading its
+ * connection, and frees `deferred`. Loop thread only. */
+void fw_http_deferred_send(struct fw_http_deferred *deferred);
+
+/* Frees a deferred response without answering: for tasks cancelled because their loop
+ * ended (the connection is gone by then). Any thread. */
+void fw_http_deferred_discard(struct fw_http_deferred *deferred);
+
 /* ---- Streams: responses that stay open (Server-Sent Events) ----
  *
  * A handler turns its response into a stream with fw_http_response_stream: the head is

@@ -1,5 +1,6 @@
 /* The server in-process, on a loopback port: stream take-over and the drain hook that
- * lets streams say goodbye when the server stops. */
+ * lets streams say goodbye when the server stops; deferred responses answered from
+ * another thread through a loop task. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -54,11 +57,76 @@ static void open_stream(struct fw_http_request *req, struct fw_http_response *re
 static struct fw_router router;
 static struct fw_server *server;
 
+/* A deferred answer produced by another thread after `delay_ms`, the way the writer
+ * answers a management request. */
+struct late_answer {
+  struct fw_loop_task task;
+  struct fw_http_deferred *deferred;
+  unsigned loop;
+  unsigned delay_ms;
+  size_t body_len;
+};
+
+static _Atomic int answers_cancelled;
+static _Atomic int answers_sent;
+
+static void run_late_answer(struct fw_loop_task *task, bool cancelled) {
+  struct late_answer *answer = (struct late_answer *)task;
+  if (cancelled) {
+    atomic_fetch_add(&answers_cancelled, 1);
+    if (answer->deferred)
+      fw_http_deferred_discard(answer->deferred);
+  } else {
+    struct fw_http_response *res = fw_http_deferred_response(answer->deferred);
+    char body[64];
+    int len = snprintf(body, sizeof body, "{\"later\":%zu}", answer->body_len);
+    assert_int_equal(fw_http_set_json(res, 200, body, (size_t)len), FW_OK);
+    assert_non_null(fw_http_deferred_request(answer->deferred)->request_id[0] ? "id" : NULL);
+    fw_http_deferred_send(answer->deferred);
+    atomic_fetch_add(&answers_sent, 1);
+  }
+  free(answer);
+}
+
+static void *answer_later(void *arg) {
+  struct late_answer *answer = arg;
+  usleep(answer->delay_ms * 1000u);
+  fw_server_post(server, answer->loop, &answer->task);
+  return NULL;
+}
+
+static void defer_answer(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  unsigned *delay_ms = ctx;
+  struct late_answer *answer = calloc(1, sizeof *answer);
+  assert_non_null(answer);
+  answer->task.run = run_late_answer;
+  answer->loop = fw_http_response_loop(res);
+  answer->delay_ms = *delay_ms;
+  answer->body_len = req->body_len;
+  assert_int_equal(fw_http_response_defer(res, req, &answer->deferred), FW_OK);
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, answer_later, answer), 0);
+  pthread_detach(thread);
+}
+
+static void answer_now(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  (void)req;
+  (void)ctx;
+  assert_int_equal(fw_http_set_json(res, 200, "{\"now\":true}", 12), FW_OK);
+}
+
+static unsigned defer_delay_ms = 100;
+
 static void start(uint64_t shutdown_timeout_ms) {
   fw_metrics_reset();
   memset(&probe, 0, sizeof probe);
   fw_router_init(&router);
   assert_int_equal(fw_router_add(&router, FW_HTTP_GET, "/stream", open_stream, &probe), FW_OK);
+  assert_int_equal(fw_router_add(&router, FW_HTTP_POST, "/later", defer_answer, &defer_delay_ms),
+                   FW_OK);
+  assert_int_equal(fw_router_add(&router, FW_HTTP_GET, "/now", answer_now, NULL), FW_OK);
+  atomic_store(&answers_cancelled, 0);
+  atomic_store(&answers_sent, 0);
   struct fw_server_options options = {
       .host = "127.0.0.1",
       .threads = 2,
@@ -183,11 +251,89 @@ static void stream_closed_by_peer_runs_on_close(void **state) {
   finish();
 }
 
+static void deferred_answers_keep_pipelined_order(void **state) {
+  (void)state;
+  start(2000);
+  int fd = connect_to_server();
+  /* The deferred request, then an immediate one behind it in the same packet, then the
+   * same again once the first pair is answered. */
+  const char *requests = "POST /later HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+                         "GET /now HTTP/1.1\r\n\r\n";
+  for (int round = 0; round < 2; round++) {
+    assert_int_equal(write(fd, requests, strlen(requests)), (ssize_t)strlen(requests));
+    char got[2048];
+    bool closed;
+    read_until(fd, "{\"now\":true}", got, sizeof got, 5000, &closed);
+    assert_false(closed);
+    const char *later = strstr(got, "{\"later\":3}");
+    const char *now = strstr(got, "{\"now\":true}");
+    assert_non_null(later);
+    assert_non_null(now);
+    assert_true(later < now);
+  }
+  close(fd);
+  fw_server_stop(server, false);
+  finish();
+  assert_int_equal(atomic_load(&answers_sent), 2);
+}
+
+static void deferred_answer_finishes_during_a_graceful_stop(void **state) {
+  (void)state;
+  start(5000);
+  int fd = connect_to_server();
+  const char *request = "POST /later HTTP/1.1\r\nContent-Length: 1\r\n\r\nx";
+  assert_int_equal(write(fd, request, strlen(request)), (ssize_t)strlen(request));
+  usleep(20 * 1000);
+  fw_server_stop(server, false);
+  char got[2048];
+  bool closed;
+  read_until(fd, NULL, got, sizeof got, 5000, &closed);
+  assert_true(closed);
+  assert_non_null(strstr(got, "Connection: close"));
+  assert_non_null(strstr(got, "{\"later\":1}"));
+  close(fd);
+  finish();
+}
+
+static void deferred_answer_to_a_departed_client_is_dropped(void **state) {
+  (void)state;
+  start(2000);
+  int fd = connect_to_server();
+  const char *request = "POST /later HTTP/1.1\r\nContent-Length: 1\r\n\r\nx";
+  assert_int_equal(write(fd, request, strlen(request)), (ssize_t)strlen(request));
+  usleep(20 * 1000);
+  close(fd);
+  /* The answer arrives after the client left; it must find no connection to write to. */
+  for (int i = 0; i < 100 && atomic_load(&answers_sent) + atomic_load(&answers_cancelled) == 0; i++)
+    usleep(10 * 1000);
+  fw_server_stop(server, false);
+  finish();
+  assert_int_equal(atomic_load(&answers_sent) + atomic_load(&answers_cancelled), 1);
+}
+
+static void task_posted_to_an_ended_loop_runs_cancelled(void **state) {
+  (void)state;
+  start(2000);
+  fw_server_stop(server, false);
+  fw_server_wait(server);
+  struct late_answer *answer = calloc(1, sizeof *answer);
+  assert_non_null(answer);
+  answer->task.run = run_late_answer;
+  fw_server_post(server, 0, &answer->task);
+  assert_int_equal(atomic_load(&answers_cancelled), 1);
+  fw_server_free(server);
+  fw_router_free(&router);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(stream_says_goodbye_on_stop),
       cmocka_unit_test(silent_stream_is_closed_by_the_shutdown_timeout),
       cmocka_unit_test(stream_closed_by_peer_runs_on_close),
+      cmocka_unit_test(deferred_answers_keep_pipelined_order),
+      cmocka_unit_test(deferred_answer_finishes_during_a_graceful_stop),
+      cmocka_unit_test(deferred_answer_to_a_departed_client_is_dropped),
+      cmocka_unit_test(task_posted_to_an_ended_loop_runs_cancelled),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
