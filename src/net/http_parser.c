@@ -192,7 +192,8 @@ static void build_request(struct fw_http_reader *reader, http_parser *p) {
 static int on_headers_complete(http_parser *p) {
   struct fw_http_reader *reader = reader_of(p);
   struct fw_http_message *msg = reader->message;
-  /* A target or header ends with a NUL so that handlers may treat them as strings. */
+  /* The head ends with a NUL so that its last value may be read as a string; every
+   * other piece is read by its length. */
   if (append_text(reader, "", 1))
     return -1;
   msg->headers_done = true;
