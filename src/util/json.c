@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct fw_json {
   json_t *root;
@@ -11,6 +12,12 @@ struct fw_json {
 
 int fw_json_parse(const char *text, size_t len, struct fw_json **out, char *error,
                   size_t error_len) {
+  /* jansson skips a NUL right after a number or literal ("[1\0]"); refuse it here. */
+  const char *nul = memchr(text, '\0', len);
+  if (nul) {
+    snprintf(error, error_len, "invalid JSON: a NUL byte at offset %zu", (size_t)(nul - text));
+    return FW_EINVAL;
+  }
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (!root) {
@@ -67,6 +74,18 @@ static size_t utf8_sequence(const unsigned char *p, size_t avail) {
       (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
     return 0;
   return n;
+}
+
+bool fw_json_utf8_valid(const char *text, size_t len) {
+  const unsigned char *p = (const unsigned char *)text;
+  size_t i = 0;
+  while (i < len) {
+    size_t n = utf8_sequence(p + i, len - i);
+    if (n == 0)
+      return false;
+    i += n;
+  }
+  return true;
 }
 
 int fw_json_append_string(struct fw_buf *out, const char *text, size_t len) {

@@ -22,6 +22,9 @@ void fw_json_free(struct fw_json *doc);
 /* Whether the document's top-level value is an object. */
 bool fw_json_is_object(const struct fw_json *doc);
 
+/* Whether `text` is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+bool fw_json_utf8_valid(const char *text, size_t len);
+
 /* Appends `text` as a quoted JSON string, escaping what RFC 8259 requires. Invalid UTF-8
  * is replaced by U+FFFD so that output stays valid JSON whatever came in. */
 FW_MUST_CHECK int fw_json_append_string(struct fw_buf *out, const char *text, size_t len);

@@ -32,6 +32,11 @@ static void parses_objects_and_reports_errors(void **state) {
   const char with_nul[] = "{\"a\":\"x\0y\"}";
   assert_int_equal(fw_json_parse(with_nul, sizeof with_nul - 1, &doc, error, sizeof error),
                    FW_EINVAL);
+  /* jansson alone would skip a NUL after a number. */
+  const char nul_after_number[] = "[1\0]";
+  assert_int_equal(
+      fw_json_parse(nul_after_number, sizeof nul_after_number - 1, &doc, error, sizeof error),
+      FW_EINVAL);
 }
 
 static void escapes_strings(void **state) {
