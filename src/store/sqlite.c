@@ -1,6 +1,8 @@
 /* The embedded SQLite store: the one file that knows the SQLite library. */
+#include <assert.h>
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +10,61 @@
 #include <sys/stat.h>
 
 #include "store/store.h"
+#include "util/log.h"
 
 #define DB_FILE_NAME "flagwire.db"
 #define BUSY_TIMEOUT_MS 5000
 
+/* Statements prepared once and reused by the writer. */
+enum statement {
+  STMT_INSERT_PROJECT,
+  STMT_UPDATE_PROJECT,
+  STMT_INSERT_ENVIRONMENT,
+  STMT_UPDATE_ENVIRONMENT,
+  STMT_INSERT_FLAG,
+  STMT_UPDATE_FLAG,
+  STMT_PUT_FLAG_STATE,
+  STMT_INSERT_CONFIG,
+  STMT_UPDATE_CONFIG,
+  STMT_PUT_CREDENTIAL,
+  STMT_NEXT_REVISION,
+  STMT_APPEND_CHANGE,
+  STMT_CHANGES,
+  STMT_COUNT
+};
+
+static const char *const statement_sql[STMT_COUNT] = {
+    [STMT_INSERT_PROJECT] = "INSERT INTO projects (key, doc, version) VALUES (?3, ?4, ?5)",
+    [STMT_UPDATE_PROJECT] = "UPDATE projects SET doc = ?4, version = ?5 WHERE id = ?1",
+    [STMT_INSERT_ENVIRONMENT] = "INSERT INTO environments (project_id, key, doc, version, epoch)"
+                                " VALUES (?2, ?3, ?4, ?5, ?6)",
+    [STMT_UPDATE_ENVIRONMENT] = "UPDATE environments SET doc = ?4, version = ?5 WHERE id = ?1",
+    [STMT_INSERT_FLAG] =
+        "INSERT INTO flags (project_id, key, doc, version) VALUES (?2, ?3, ?4, ?5)",
+    [STMT_UPDATE_FLAG] = "UPDATE flags SET doc = ?4, version = ?5 WHERE id = ?1",
+    [STMT_PUT_FLAG_STATE] = "INSERT INTO flag_states (flag_id, environment_id, doc, version)"
+                            " VALUES (?1, ?2, ?4, ?5) ON CONFLICT (flag_id, environment_id)"
+                            " DO UPDATE SET doc = excluded.doc, version = excluded.version",
+    [STMT_INSERT_CONFIG] = "INSERT INTO configs (environment_id, key, doc, version)"
+                           " VALUES (?2, ?3, ?4, ?5)",
+    [STMT_UPDATE_CONFIG] = "UPDATE configs SET doc = ?4, version = ?5 WHERE id = ?1",
+    [STMT_PUT_CREDENTIAL] =
+        "INSERT INTO credentials (hash, kind, environment_id, role, name, created_ms, expires_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO UPDATE SET"
+        " expires_ms = excluded.expires_ms",
+    [STMT_NEXT_REVISION] = "UPDATE environments SET revision = revision + 1,"
+                           " last_change_ms = MAX(?2, last_change_ms + 1)"
+                           " WHERE id = ?1 RETURNING revision, last_change_ms",
+    [STMT_APPEND_CHANGE] = "INSERT INTO changes (environment_id, revision, kind, key, object,"
+                           " actor, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [STMT_CHANGES] = "SELECT revision, kind, key, object, actor, at_ms FROM changes"
+                     " WHERE environment_id = ?1 AND revision > ?2 ORDER BY revision LIMIT ?3",
+};
+
 struct sqlite_store {
   struct fw_store base; /* first: a store pointer is a sqlite_store pointer */
   sqlite3 *db;
+  sqlite3_stmt *statements[STMT_COUNT];
 };
 
 /* Schema migrations, applied in order, each in its own transaction; a migration's
@@ -26,6 +76,69 @@ static const char *const migrations[] = {
     ");"
     "INSERT INTO instance (id, created_at_ms)"
     "  VALUES (1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));",
+
+    /* 2: the model and the change log. An environment's revision lives in its row and is
+     * advanced inside the writing transaction, so it can neither gap nor repeat. */
+    "CREATE TABLE projects ("
+    "  id INTEGER PRIMARY KEY,"
+    "  key TEXT NOT NULL UNIQUE,"
+    "  doc TEXT NOT NULL,"
+    "  version INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE environments ("
+    "  id INTEGER PRIMARY KEY,"
+    "  project_id INTEGER NOT NULL REFERENCES projects (id),"
+    "  key TEXT NOT NULL,"
+    "  doc TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  epoch TEXT NOT NULL,"
+    "  revision INTEGER NOT NULL DEFAULT 0,"
+    "  last_change_ms INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (project_id, key)"
+    ");"
+    "CREATE TABLE flags ("
+    "  id INTEGER PRIMARY KEY,"
+    "  project_id INTEGER NOT NULL REFERENCES projects (id),"
+    "  key TEXT NOT NULL,"
+    "  doc TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  UNIQUE (project_id, key)"
+    ");"
+    "CREATE TABLE flag_states ("
+    "  flag_id INTEGER NOT NULL REFERENCES flags (id) ON DELETE CASCADE,"
+    "  environment_id INTEGER NOT NULL REFERENCES environments (id) ON DELETE CASCADE,"
+    "  doc TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  PRIMARY KEY (flag_id, environment_id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE configs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  environment_id INTEGER NOT NULL REFERENCES environments (id) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL,"
+    "  doc TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  UNIQUE (environment_id, key)"
+    ");"
+    "CREATE TABLE credentials ("
+    "  hash BLOB PRIMARY KEY CHECK (length(hash) = 32),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('server', 'client', 'admin')),"
+    "  environment_id INTEGER REFERENCES environments (id) ON DELETE CASCADE,"
+    "  role TEXT CHECK (role IS NULL OR role IN ('admin', 'editor', 'viewer')),"
+    "  name TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL DEFAULT 0,"
+    "  CHECK ((kind = 'admin') = (environment_id IS NULL))"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE changes ("
+    "  environment_id INTEGER NOT NULL REFERENCES environments (id) ON DELETE CASCADE,"
+    "  revision INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  object TEXT,"
+    "  actor TEXT NOT NULL,"
+    "  at_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (environment_id, revision)"
+    ") WITHOUT ROWID;",
 };
 
 static void say(char *error, size_t error_len, const char *fmt, ...) FW_PRINTF(3, 4);
@@ -39,7 +152,11 @@ static void say(char *error, size_t error_len, const char *fmt, ...) {
 static int exec(sqlite3 *db, const char *sql, char *error, size_t error_len) {
   char *message = NULL;
   if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK) {
-    say(error, error_len, "sqlite: %s", message ? message : sqlite3_errmsg(db));
+    if (error)
+      say(error, error_len, "sqlite: %s", message ? message : sqlite3_errmsg(db));
+    else
+      fw_log_with(FW_LOG_ERROR, "sqlite statement failed",
+                  FW_LOG_STR("error", message ? message : sqlite3_errmsg(db)));
     sqlite3_free(message);
     return FW_EIO;
   }
@@ -109,8 +226,293 @@ static int sqlite_durability(struct fw_store *store, enum fw_durability *out) {
   return FW_OK;
 }
 
+static sqlite3_stmt *statement(struct sqlite_store *s, enum statement which) {
+  sqlite3_stmt *stmt = s->statements[which];
+  if (!stmt && sqlite3_prepare_v3(s->db, statement_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &stmt,
+                                  NULL) != SQLITE_OK) {
+    fw_log_with(FW_LOG_ERROR, "sqlite cannot prepare", FW_LOG_STR("error", sqlite3_errmsg(s->db)));
+    return NULL;
+  }
+  s->statements[which] = stmt;
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  return stmt;
+}
+
+/* Maps a failed step to our codes, logging what is not the caller's to explain. */
+static int step_error(struct sqlite_store *s, int code) {
+  int primary = code & 0xff;
+  if (code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY)
+    return FW_EEXISTS;
+  if (primary == SQLITE_CONSTRAINT)
+    return FW_EINVAL;
+  fw_log_with(FW_LOG_ERROR, "sqlite step failed", FW_LOG_STR("error", sqlite3_errmsg(s->db)));
+  return FW_EIO;
+}
+
+/* Runs a statement that returns no rows. */
+static int run(struct sqlite_store *s, sqlite3_stmt *stmt) {
+  int code = sqlite3_step(stmt);
+  int rc = code == SQLITE_DONE ? FW_OK : step_error(s, sqlite3_extended_errcode(s->db));
+  sqlite3_reset(stmt);
+  return rc;
+}
+
+static int bind_text(sqlite3_stmt *stmt, int index, const char *text, size_t len) {
+  if (!text)
+    return sqlite3_bind_null(stmt, index);
+  return sqlite3_bind_text64(stmt, index, text, len, SQLITE_STATIC, SQLITE_UTF8);
+}
+
+static int sqlite_put_doc(struct fw_store *store, struct fw_store_doc *doc) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  static const enum statement inserts[] = {[FW_TABLE_PROJECTS] = STMT_INSERT_PROJECT,
+                                           [FW_TABLE_ENVIRONMENTS] = STMT_INSERT_ENVIRONMENT,
+                                           [FW_TABLE_FLAGS] = STMT_INSERT_FLAG,
+                                           [FW_TABLE_FLAG_STATES] = STMT_PUT_FLAG_STATE,
+                                           [FW_TABLE_CONFIGS] = STMT_INSERT_CONFIG};
+  static const enum statement updates[] = {[FW_TABLE_PROJECTS] = STMT_UPDATE_PROJECT,
+                                           [FW_TABLE_ENVIRONMENTS] = STMT_UPDATE_ENVIRONMENT,
+                                           [FW_TABLE_FLAGS] = STMT_UPDATE_FLAG,
+                                           [FW_TABLE_FLAG_STATES] = STMT_PUT_FLAG_STATE,
+                                           [FW_TABLE_CONFIGS] = STMT_UPDATE_CONFIG};
+  bool insert = doc->id == 0;
+  assert(!(insert && doc->table == FW_TABLE_FLAG_STATES));
+  sqlite3_stmt *stmt = statement(s, insert ? inserts[doc->table] : updates[doc->table]);
+  if (!stmt)
+    return FW_EIO;
+  /* Parameters are numbered alike in every statement: 1 id, 2 owner, 3 key, 4 doc,
+   * 5 version, 6 epoch; each statement uses the ones it needs. */
+  if (doc->id)
+    sqlite3_bind_int64(stmt, 1, doc->id);
+  sqlite3_bind_int64(stmt, 2, doc->parent_id);
+  if (doc->key && sqlite3_bind_parameter_count(stmt) >= 3)
+    bind_text(stmt, 3, doc->key, strlen(doc->key));
+  bind_text(stmt, 4, doc->doc, doc->doc_len);
+  sqlite3_bind_int64(stmt, 5, doc->version);
+  if (doc->epoch && sqlite3_bind_parameter_count(stmt) >= 6)
+    bind_text(stmt, 6, doc->epoch, strlen(doc->epoch));
+  int rc = run(s, stmt);
+  if (rc == FW_OK && !insert && sqlite3_changes(s->db) != 1)
+    rc = FW_ENOTFOUND;
+  if (rc == FW_OK && insert)
+    doc->id = sqlite3_last_insert_rowid(s->db);
+  return rc;
+}
+
+static const char *const credential_kinds[] = {"server", "client", "admin"};
+
+static int sqlite_put_credential(struct fw_store *store,
+                                 const struct fw_store_credential *credential) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  sqlite3_stmt *stmt = statement(s, STMT_PUT_CREDENTIAL);
+  if (!stmt)
+    return FW_EIO;
+  sqlite3_bind_blob(stmt, 1, credential->hash, sizeof credential->hash, SQLITE_STATIC);
+  sqlite3_bind_text(stmt, 2, credential_kinds[credential->kind], -1, SQLITE_STATIC);
+  if (credential->kind == FW_CREDENTIAL_ADMIN)
+    sqlite3_bind_null(stmt, 3);
+  else
+    sqlite3_bind_int64(stmt, 3, credential->environment_id);
+  bind_text(stmt, 4, credential->role, credential->role ? strlen(credential->role) : 0);
+  bind_text(stmt, 5, credential->name, strlen(credential->name));
+  sqlite3_bind_int64(stmt, 6, credential->created_ms);
+  sqlite3_bind_int64(stmt, 7, credential->expires_ms);
+  return run(s, stmt);
+}
+
+static int sqlite_next_revision(struct fw_store *store, int64_t environment_id, int64_t now_ms,
+                                int64_t *revision, int64_t *at_ms) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  sqlite3_stmt *stmt = statement(s, STMT_NEXT_REVISION);
+  if (!stmt)
+    return FW_EIO;
+  sqlite3_bind_int64(stmt, 1, environment_id);
+  sqlite3_bind_int64(stmt, 2, now_ms);
+  int code = sqlite3_step(stmt);
+  int rc = FW_OK;
+  if (code == SQLITE_ROW) {
+    *revision = sqlite3_column_int64(stmt, 0);
+    *at_ms = sqlite3_column_int64(stmt, 1);
+    code = sqlite3_step(stmt);
+  } else if (code == SQLITE_DONE) {
+    rc = FW_ENOTFOUND;
+  }
+  if (rc == FW_OK && code != SQLITE_DONE)
+    rc = step_error(s, sqlite3_extended_errcode(s->db));
+  sqlite3_reset(stmt);
+  return rc;
+}
+
+static int sqlite_append_change(struct fw_store *store, const struct fw_store_change *change) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  sqlite3_stmt *stmt = statement(s, STMT_APPEND_CHANGE);
+  if (!stmt)
+    return FW_EIO;
+  sqlite3_bind_int64(stmt, 1, change->environment_id);
+  sqlite3_bind_int64(stmt, 2, change->revision);
+  bind_text(stmt, 3, change->kind, strlen(change->kind));
+  bind_text(stmt, 4, change->key, strlen(change->key));
+  bind_text(stmt, 5, change->object, change->object_len);
+  bind_text(stmt, 6, change->actor, strlen(change->actor));
+  sqlite3_bind_int64(stmt, 7, change->at_ms);
+  return run(s, stmt);
+}
+
+static int sqlite_changes(struct fw_store *store, int64_t environment_id, int64_t after,
+                          size_t limit, fw_store_change_cb callback, void *ctx) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  sqlite3_stmt *stmt = statement(s, STMT_CHANGES);
+  if (!stmt)
+    return FW_EIO;
+  sqlite3_bind_int64(stmt, 1, environment_id);
+  sqlite3_bind_int64(stmt, 2, after);
+  sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
+  int rc = FW_OK, code;
+  while (rc == FW_OK && (code = sqlite3_step(stmt)) == SQLITE_ROW) {
+    struct fw_store_change change = {
+        .environment_id = environment_id,
+        .revision = sqlite3_column_int64(stmt, 0),
+        .kind = (const char *)sqlite3_column_text(stmt, 1),
+        .key = (const char *)sqlite3_column_text(stmt, 2),
+        .object = (const char *)sqlite3_column_text(stmt, 3),
+        .object_len = (size_t)sqlite3_column_bytes(stmt, 3),
+        .actor = (const char *)sqlite3_column_text(stmt, 4),
+        .at_ms = sqlite3_column_int64(stmt, 5),
+    };
+    rc = callback(ctx, &change);
+  }
+  if (rc == FW_OK && code != SQLITE_DONE)
+    rc = step_error(s, sqlite3_extended_errcode(s->db));
+  sqlite3_reset(stmt);
+  return rc;
+}
+
+/* Loads one table's documents in id order. */
+static int load_docs(struct sqlite_store *s, enum fw_store_table table, const char *sql,
+                     const struct fw_store_loader *loader) {
+  sqlite3_stmt *stmt;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    return step_error(s, sqlite3_extended_errcode(s->db));
+  int rc = FW_OK, code;
+  while (rc == FW_OK && (code = sqlite3_step(stmt)) == SQLITE_ROW) {
+    struct fw_store_doc doc = {
+        .table = table,
+        .id = sqlite3_column_int64(stmt, 0),
+        .parent_id = sqlite3_column_int64(stmt, 1),
+        .key = (const char *)sqlite3_column_text(stmt, 2),
+        .doc = (const char *)sqlite3_column_text(stmt, 3),
+        .doc_len = (size_t)sqlite3_column_bytes(stmt, 3),
+        .version = sqlite3_column_int64(stmt, 4),
+    };
+    if (table == FW_TABLE_ENVIRONMENTS) {
+      doc.epoch = (const char *)sqlite3_column_text(stmt, 5);
+      doc.revision = sqlite3_column_int64(stmt, 6);
+      doc.last_change_ms = sqlite3_column_int64(stmt, 7);
+    }
+    rc = loader->doc(loader->ctx, &doc);
+  }
+  if (rc == FW_OK && code != SQLITE_DONE)
+    rc = step_error(s, sqlite3_extended_errcode(s->db));
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+static int load_credentials(struct sqlite_store *s, const struct fw_store_loader *loader) {
+  sqlite3_stmt *stmt;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT hash, kind, environment_id, role, name, created_ms, expires_ms"
+                         " FROM credentials ORDER BY created_ms",
+                         -1, &stmt, NULL) != SQLITE_OK)
+    return step_error(s, sqlite3_extended_errcode(s->db));
+  int rc = FW_OK, code;
+  while (rc == FW_OK && (code = sqlite3_step(stmt)) == SQLITE_ROW) {
+    struct fw_store_credential credential = {
+        .environment_id = sqlite3_column_int64(stmt, 2),
+        .role = (const char *)sqlite3_column_text(stmt, 3),
+        .name = (const char *)sqlite3_column_text(stmt, 4),
+        .created_ms = sqlite3_column_int64(stmt, 5),
+        .expires_ms = sqlite3_column_int64(stmt, 6),
+    };
+    if (sqlite3_column_bytes(stmt, 0) != (int)sizeof credential.hash) {
+      rc = FW_EINVAL;
+      break;
+    }
+    memcpy(credential.hash, sqlite3_column_blob(stmt, 0), sizeof credential.hash);
+    const char *kind = (const char *)sqlite3_column_text(stmt, 1);
+    for (size_t i = 0; i < FW_ARRAY_LEN(credential_kinds); i++)
+      if (!strcmp(kind, credential_kinds[i]))
+        credential.kind = (enum fw_credential_kind)i;
+    rc = loader->credential(loader->ctx, &credential);
+  }
+  if (rc == FW_OK && code != SQLITE_DONE)
+    rc = step_error(s, sqlite3_extended_errcode(s->db));
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+static int sqlite_load(struct fw_store *store, const struct fw_store_loader *loader) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  /* One read transaction, so the load sees one consistent state. */
+  int rc = exec(s->db, "BEGIN", NULL, 0);
+  if (!rc)
+    rc = load_docs(s, FW_TABLE_PROJECTS,
+                   "SELECT id, 0, key, doc, version FROM projects ORDER BY id", loader);
+  if (!rc)
+    rc = load_docs(s, FW_TABLE_ENVIRONMENTS,
+                   "SELECT id, project_id, key, doc, version, epoch, revision, last_change_ms"
+                   " FROM environments ORDER BY id",
+                   loader);
+  if (!rc)
+    rc = load_docs(s, FW_TABLE_FLAGS,
+                   "SELECT id, project_id, key, doc, version FROM flags ORDER BY id", loader);
+  if (!rc)
+    rc = load_docs(s, FW_TABLE_FLAG_STATES,
+                   "SELECT flag_id, environment_id, NULL, doc, version FROM flag_states"
+                   " ORDER BY flag_id, environment_id",
+                   loader);
+  if (!rc)
+    rc = load_docs(s, FW_TABLE_CONFIGS,
+                   "SELECT id, environment_id, key, doc, version FROM configs ORDER BY id", loader);
+  if (!rc)
+    rc = load_credentials(s, loader);
+  int end = exec(s->db, rc ? "ROLLBACK" : "COMMIT", NULL, 0);
+  return rc ? rc : end;
+}
+
+static int sqlite_begin(struct fw_store *store) {
+  return exec(((struct sqlite_store *)store)->db, "BEGIN IMMEDIATE", NULL, 0);
+}
+
+static int sqlite_commit(struct fw_store *store) {
+  return exec(((struct sqlite_store *)store)->db, "COMMIT", NULL, 0);
+}
+
+static void sqlite_rollback(struct fw_store *store) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  if (!sqlite3_get_autocommit(s->db))
+    exec(s->db, "ROLLBACK", NULL, 0);
+}
+
+static int sqlite_savepoint(struct fw_store *store) {
+  return exec(((struct sqlite_store *)store)->db, "SAVEPOINT request", NULL, 0);
+}
+
+static int sqlite_release(struct fw_store *store) {
+  return exec(((struct sqlite_store *)store)->db, "RELEASE request", NULL, 0);
+}
+
+static void sqlite_rollback_savepoint(struct fw_store *store) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  /* ROLLBACK TO keeps the savepoint open; RELEASE then ends it with nothing in it. */
+  if (exec(s->db, "ROLLBACK TO request", NULL, 0) == FW_OK)
+    exec(s->db, "RELEASE request", NULL, 0);
+}
+
 static void sqlite_close(struct fw_store *store) {
   struct sqlite_store *s = (struct sqlite_store *)store;
+  for (size_t i = 0; i < STMT_COUNT; i++)
+    sqlite3_finalize(s->statements[i]);
   sqlite3_close(s->db);
   free(s);
 }
@@ -119,6 +521,18 @@ static const struct fw_store_ops sqlite_ops = {
     .name = "sqlite",
     .schema_version = sqlite_schema_version,
     .durability = sqlite_durability,
+    .load = sqlite_load,
+    .changes = sqlite_changes,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .savepoint = sqlite_savepoint,
+    .release = sqlite_release,
+    .rollback_savepoint = sqlite_rollback_savepoint,
+    .put_doc = sqlite_put_doc,
+    .put_credential = sqlite_put_credential,
+    .next_revision = sqlite_next_revision,
+    .append_change = sqlite_append_change,
     .close = sqlite_close,
 };
 

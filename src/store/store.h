@@ -8,6 +8,7 @@
 #define FW_STORE_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/common.h"
 
@@ -18,12 +19,106 @@ enum fw_durability {
 
 struct fw_store;
 
+/* The tables of documents. Each row keeps its object as the JSON document the API
+ * serves (flagwire's own serialisation, user values spliced in byte for byte). */
+enum fw_store_table {
+  FW_TABLE_PROJECTS,
+  FW_TABLE_ENVIRONMENTS,
+  FW_TABLE_FLAGS,
+  FW_TABLE_FLAG_STATES,
+  FW_TABLE_CONFIGS
+};
+
+/* One document row. Strings are borrowed for the call (or, in a load callback, until it
+ * returns). */
+struct fw_store_doc {
+  enum fw_store_table table;
+  /* The row's id; 0 asks put_doc to insert and receive a new one. For flag states: the
+   * flag's id. */
+  int64_t id;
+  /* The owner: the project of an environment or flag, the environment of a flag state
+   * or config. */
+  int64_t parent_id;
+  const char *key; /* NULL for flag states */
+  const char *doc;
+  size_t doc_len;
+  int64_t version;
+  /* Environments only: the epoch (hex text), and in loads the revision and the time of
+   * the last change. */
+  const char *epoch;
+  int64_t revision;
+  int64_t last_change_ms;
+};
+
+enum fw_credential_kind { FW_CREDENTIAL_SERVER, FW_CREDENTIAL_CLIENT, FW_CREDENTIAL_ADMIN };
+
+/* A key or admin token, known by the SHA-256 of its text only. */
+struct fw_store_credential {
+  uint8_t hash[32];
+  enum fw_credential_kind kind;
+  int64_t environment_id; /* server and client keys */
+  const char *role;       /* admin tokens: admin, editor or viewer */
+  const char *name;
+  int64_t created_ms;
+  int64_t expires_ms; /* 0: never */
+};
+
+/* One row of the change log. */
+struct fw_store_change {
+  int64_t environment_id;
+  int64_t revision;
+  const char *kind; /* flag_updated, config_updated, ... */
+  const char *key;
+  const char *object; /* the object after the change, JSON; NULL after a deletion */
+  size_t object_len;
+  const char *actor;
+  int64_t at_ms;
+};
+
+/* Load callbacks: return FW_OK to go on, anything else stops the load with that code. */
+struct fw_store_loader {
+  int (*doc)(void *ctx, const struct fw_store_doc *doc);
+  int (*credential)(void *ctx, const struct fw_store_credential *credential);
+  void *ctx;
+};
+
+typedef int (*fw_store_change_cb)(void *ctx, const struct fw_store_change *change);
+
 struct fw_store_ops {
   const char *name;
   /* The schema version the store is at after its migrations ran. */
   FW_MUST_CHECK int (*schema_version)(struct fw_store *store, int *out);
   /* The durability actually in force, read back from the database. */
   FW_MUST_CHECK int (*durability)(struct fw_store *store, enum fw_durability *out);
+
+  /* Every document and credential, owners before what they own (projects,
+   * environments, flags, flag states, configs, then credentials). */
+  FW_MUST_CHECK int (*load)(struct fw_store *store, const struct fw_store_loader *loader);
+  /* Change rows of an environment with a revision above `after`, at most `limit`, in
+   * revision order. */
+  FW_MUST_CHECK int (*changes)(struct fw_store *store, int64_t environment_id, int64_t after,
+                               size_t limit, fw_store_change_cb callback, void *ctx);
+
+  /* Writes happen inside a transaction, each request of a group in its own savepoint
+   * (DESIGN.md 3). The group's transaction: */
+  FW_MUST_CHECK int (*begin)(struct fw_store *store);
+  FW_MUST_CHECK int (*commit)(struct fw_store *store);
+  void (*rollback)(struct fw_store *store);
+  /* One request's savepoint inside the transaction: */
+  FW_MUST_CHECK int (*savepoint)(struct fw_store *store);
+  FW_MUST_CHECK int (*release)(struct fw_store *store);
+  void (*rollback_savepoint)(struct fw_store *store);
+
+  /* Inserts (doc->id == 0; the new id is written back) or replaces a document.
+   * FW_EEXISTS when the key is taken in its owner. */
+  FW_MUST_CHECK int (*put_doc)(struct fw_store *store, struct fw_store_doc *doc);
+  FW_MUST_CHECK int (*put_credential)(struct fw_store *store,
+                                      const struct fw_store_credential *credential);
+  /* Takes the environment's next revision, read and advanced in its own row, and the
+   * revision's time: max(now_ms, the previous change's time + 1). */
+  FW_MUST_CHECK int (*next_revision)(struct fw_store *store, int64_t environment_id, int64_t now_ms,
+                                     int64_t *revision, int64_t *at_ms);
+  FW_MUST_CHECK int (*append_change)(struct fw_store *store, const struct fw_store_change *change);
   void (*close)(struct fw_store *store);
 };
 

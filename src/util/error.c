@@ -14,6 +14,8 @@ const char *fw_strerror(int err) {
     return "i/o error";
   case FW_ENOTFOUND:
     return "not found";
+  case FW_EEXISTS:
+    return "already exists";
   default:
     return "unknown error";
   }

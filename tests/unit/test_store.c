@@ -12,6 +12,9 @@
 
 #include "store/store.h"
 
+/* The migrations this build has. */
+#define SCHEMA_VERSION 2
+
 static char dir[64];
 
 static int make_dir(void **state) {
@@ -39,14 +42,14 @@ static void opens_migrates_and_reopens(void **state) {
                    FW_OK);
   int version = 0;
   assert_int_equal(fw_store_schema_version(store, &version), FW_OK);
-  assert_int_equal(version, 1);
+  assert_int_equal(version, SCHEMA_VERSION);
   fw_store_close(store);
 
   /* A second open finds the schema current and migrates nothing. */
   assert_int_equal(fw_store_open_sqlite(data, FW_DURABILITY_FULL, &store, error, sizeof error),
                    FW_OK);
   assert_int_equal(fw_store_schema_version(store, &version), FW_OK);
-  assert_int_equal(version, 1);
+  assert_int_equal(version, SCHEMA_VERSION);
   fw_store_close(store);
 
   /* The file is a real SQLite database in WAL mode. */
@@ -62,7 +65,7 @@ static void opens_migrates_and_reopens(void **state) {
   assert_int_equal(
       sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM schema_migrations", -1, &stmt, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(stmt, 0), 1);
+  assert_int_equal(sqlite3_column_int(stmt, 0), SCHEMA_VERSION);
   sqlite3_finalize(stmt);
   sqlite3_close(db);
 }
@@ -120,12 +123,172 @@ static void reports_an_unusable_directory(void **state) {
   assert_non_null(strstr(error, file));
 }
 
+static struct fw_store *open_store(void) {
+  struct fw_store *store = NULL;
+  char error[256];
+  assert_int_equal(fw_store_open_sqlite(dir, FW_DURABILITY_NORMAL, &store, error, sizeof error),
+                   FW_OK);
+  return store;
+}
+
+static int64_t put(struct fw_store *store, enum fw_store_table table, int64_t id, int64_t parent,
+                   const char *key, const char *doc, int expected) {
+  struct fw_store_doc row = {.table = table,
+                             .id = id,
+                             .parent_id = parent,
+                             .key = key,
+                             .doc = doc,
+                             .doc_len = strlen(doc),
+                             .version = 1,
+                             .epoch = "00ff"};
+  assert_int_equal(store->ops->put_doc(store, &row), expected);
+  return row.id;
+}
+
+struct loaded {
+  int docs[5];
+  int credentials;
+  char order[64];
+  size_t order_len;
+};
+
+static int count_doc(void *ctx, const struct fw_store_doc *doc) {
+  struct loaded *loaded = ctx;
+  loaded->docs[doc->table]++;
+  loaded->order[loaded->order_len++] = (char)('0' + doc->table);
+  return FW_OK;
+}
+
+static int count_credential(void *ctx, const struct fw_store_credential *credential) {
+  struct loaded *loaded = ctx;
+  assert_int_equal(credential->kind, FW_CREDENTIAL_ADMIN);
+  assert_string_equal(credential->role, "editor");
+  assert_int_equal(credential->hash[0], 7);
+  loaded->credentials++;
+  return FW_OK;
+}
+
+static void documents_are_written_loaded_and_kept_unique(void **state) {
+  (void)state;
+  struct fw_store *store = open_store();
+  assert_int_equal(store->ops->begin(store), FW_OK);
+  int64_t project = put(store, FW_TABLE_PROJECTS, 0, 0, "shop", "{\"key\":\"shop\"}", FW_OK);
+  assert_true(project > 0);
+  put(store, FW_TABLE_PROJECTS, 0, 0, "shop", "{}", FW_EEXISTS);
+  int64_t env = put(store, FW_TABLE_ENVIRONMENTS, 0, project, "prod", "{}", FW_OK);
+  int64_t flag = put(store, FW_TABLE_FLAGS, 0, project, "f", "{}", FW_OK);
+  put(store, FW_TABLE_FLAG_STATES, flag, env, NULL, "{\"enabled\":true}", FW_OK);
+  put(store, FW_TABLE_FLAG_STATES, flag, env, NULL, "{\"enabled\":false}", FW_OK);
+  put(store, FW_TABLE_CONFIGS, 0, env, "c", "19.99", FW_OK);
+  /* Foreign keys are on: a flag of no project is refused. */
+  put(store, FW_TABLE_FLAGS, 0, 9999, "orphan", "{}", FW_EINVAL);
+  /* Updating a row that is not there says so. */
+  put(store, FW_TABLE_PROJECTS, 9999, 0, "ghost", "{}", FW_ENOTFOUND);
+  struct fw_store_credential credential = {
+      .kind = FW_CREDENTIAL_ADMIN, .role = "editor", .name = "ci", .created_ms = 1};
+  credential.hash[0] = 7;
+  assert_int_equal(store->ops->put_credential(store, &credential), FW_OK);
+  assert_int_equal(store->ops->commit(store), FW_OK);
+
+  struct loaded loaded = {0};
+  struct fw_store_loader loader = {
+      .doc = count_doc, .credential = count_credential, .ctx = &loaded};
+  assert_int_equal(store->ops->load(store, &loader), FW_OK);
+  assert_int_equal(loaded.docs[FW_TABLE_PROJECTS], 1);
+  assert_int_equal(loaded.docs[FW_TABLE_FLAG_STATES], 1);
+  assert_int_equal(loaded.credentials, 1);
+  loaded.order[loaded.order_len] = '\0';
+  assert_string_equal(loaded.order, "01234"); /* owners before what they own */
+  fw_store_close(store);
+}
+
+static int collect_change(void *ctx, const struct fw_store_change *change) {
+  int64_t *revisions = ctx;
+  revisions[revisions[0] + 1] = change->revision;
+  revisions[0]++;
+  assert_string_equal(change->kind, "flag_updated");
+  return FW_OK;
+}
+
+static void revisions_increase_without_gaps_and_roll_back_with_savepoints(void **state) {
+  (void)state;
+  struct fw_store *store = open_store();
+  assert_int_equal(store->ops->begin(store), FW_OK);
+  int64_t project = put(store, FW_TABLE_PROJECTS, 0, 0, "p", "{}", FW_OK);
+  int64_t env = put(store, FW_TABLE_ENVIRONMENTS, 0, project, "e", "{}", FW_OK);
+  int64_t revision, at_ms, previous_at = 0;
+  for (int64_t i = 1; i <= 3; i++) {
+    assert_int_equal(store->ops->savepoint(store), FW_OK);
+    /* The same clock reading three times still gives increasing times. */
+    assert_int_equal(store->ops->next_revision(store, env, 1000, &revision, &at_ms), FW_OK);
+    assert_int_equal(revision, i);
+    assert_true(at_ms > previous_at);
+    previous_at = at_ms;
+    struct fw_store_change change = {.environment_id = env,
+                                     .revision = revision,
+                                     .kind = "flag_updated",
+                                     .key = "f",
+                                     .object = "{}",
+                                     .object_len = 2,
+                                     .actor = "test",
+                                     .at_ms = at_ms};
+    assert_int_equal(store->ops->append_change(store, &change), FW_OK);
+    assert_int_equal(store->ops->release(store), FW_OK);
+  }
+  /* A write rolled back to its savepoint gives its revision back. */
+  assert_int_equal(store->ops->savepoint(store), FW_OK);
+  assert_int_equal(store->ops->next_revision(store, env, 1000, &revision, &at_ms), FW_OK);
+  assert_int_equal(revision, 4);
+  store->ops->rollback_savepoint(store);
+  assert_int_equal(store->ops->next_revision(store, env, 1000, &revision, &at_ms), FW_OK);
+  assert_int_equal(revision, 4);
+  assert_int_equal(store->ops->next_revision(store, 424242, 1000, &revision, &at_ms), FW_ENOTFOUND);
+  store->ops->rollback(store);
+
+  /* The whole transaction was rolled back: nothing of it remains. */
+  int64_t revisions[8] = {0};
+  assert_int_equal(store->ops->changes(store, env, 0, 10, collect_change, revisions), FW_OK);
+  assert_int_equal(revisions[0], 0);
+  fw_store_close(store);
+}
+
+static void change_log_pages(void **state) {
+  (void)state;
+  struct fw_store *store = open_store();
+  assert_int_equal(store->ops->begin(store), FW_OK);
+  int64_t project = put(store, FW_TABLE_PROJECTS, 0, 0, "p", "{}", FW_OK);
+  int64_t env = put(store, FW_TABLE_ENVIRONMENTS, 0, project, "e", "{}", FW_OK);
+  for (int i = 0; i < 5; i++) {
+    int64_t revision, at_ms;
+    assert_int_equal(store->ops->next_revision(store, env, 5, &revision, &at_ms), FW_OK);
+    struct fw_store_change change = {.environment_id = env,
+                                     .revision = revision,
+                                     .kind = "flag_updated",
+                                     .key = "f",
+                                     .actor = "test",
+                                     .at_ms = at_ms};
+    assert_int_equal(store->ops->append_change(store, &change), FW_OK);
+  }
+  assert_int_equal(store->ops->commit(store), FW_OK);
+  int64_t revisions[8] = {0};
+  assert_int_equal(store->ops->changes(store, env, 2, 2, collect_change, revisions), FW_OK);
+  assert_int_equal(revisions[0], 2);
+  assert_int_equal(revisions[1], 3);
+  assert_int_equal(revisions[2], 4);
+  fw_store_close(store);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(opens_migrates_and_reopens, make_dir, remove_dir),
       cmocka_unit_test_setup_teardown(durability_in_force_is_what_was_asked, make_dir, remove_dir),
       cmocka_unit_test_setup_teardown(refuses_a_newer_schema, make_dir, remove_dir),
       cmocka_unit_test_setup_teardown(reports_an_unusable_directory, make_dir, remove_dir),
+      cmocka_unit_test_setup_teardown(documents_are_written_loaded_and_kept_unique, make_dir,
+                                      remove_dir),
+      cmocka_unit_test_setup_teardown(revisions_increase_without_gaps_and_roll_back_with_savepoints,
+                                      make_dir, remove_dir),
+      cmocka_unit_test_setup_teardown(change_log_pages, make_dir, remove_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
