@@ -2,13 +2,18 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "api/admin.h"
 #include "api/cors.h"
 #include "api/ops.h"
+#include "core/keys.h"
 #include "net/server.h"
+#include "state/mutations.h"
+#include "state/writer.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -45,6 +50,45 @@ static void run_until_stopped(struct fw_server *server, struct fw_ops_state *ops
   }
 }
 
+/* Whether the world has an admin token at all. */
+static bool has_admin_token(const struct fw_world *world) {
+  for (size_t i = 0; i < world->credential_count; i++)
+    if (world->credentials[i].kind == FW_CREDENTIAL_ADMIN)
+      return true;
+  return false;
+}
+
+/* On an empty store, creates the first admin token: FLAGWIRE_ADMIN_TOKEN's text if set,
+ * else a new one printed once on standard output. */
+static int create_first_token(struct fw_writer *writer) {
+  struct fw_mutation *m = fw_mutation_new();
+  if (!m)
+    return FW_ENOMEM;
+  const char *given = getenv("FLAGWIRE_ADMIN_TOKEN");
+  char token[FW_KEY_LEN + 1] = "";
+  int rc = FW_OK;
+  if (given && *given) {
+    if (strlen(given) < 16) {
+      fprintf(stderr, "flagwire: FLAGWIRE_ADMIN_TOKEN must be at least 16 characters\n");
+      fw_mutation_free(m);
+      return FW_EINVAL;
+    }
+    fw_sha256(given, strlen(given), m->token_hash);
+  } else {
+    rc = fw_key_generate(FW_CREDENTIAL_ADMIN, token, m->token_hash);
+  }
+  snprintf(m->name, sizeof m->name, "first-admin");
+  snprintf(m->role, sizeof m->role, "admin");
+  if (!rc && fw_writer_run_now(writer, fw_mutate_create_admin_token, m, NULL) != 201)
+    rc = FW_EIO;
+  fw_mutation_free(m);
+  if (!rc && token[0]) {
+    printf("flagwire admin token (shown once, keep it): %s\n", token);
+    fflush(stdout);
+  }
+  return rc;
+}
+
 int fw_app_serve(const struct fw_settings *settings) {
   if (fw_log_setup(settings->log_file, (enum fw_log_format)settings->log_format,
                    (enum fw_log_level)settings->log_level) != FW_OK) {
@@ -62,29 +106,53 @@ int fw_app_serve(const struct fw_settings *settings) {
   signal(SIGPIPE, SIG_IGN);
 
   char error[512] = "";
+  int status = 1;
   struct fw_store *store = NULL;
+  struct fw_world *world = NULL;
+  struct fw_writer *writer = NULL;
+  struct fw_server *server = NULL;
+  struct fw_ops_state ops = {.ready = false};
+  struct fw_router router;
+  fw_router_init(&router);
+  unsigned threads = settings->threads ? (unsigned)settings->threads : default_threads();
+
   int rc = fw_store_open_sqlite(settings->data, (enum fw_durability)settings->durability, &store,
                                 error, sizeof error);
   if (rc) {
     fw_log_with(FW_LOG_ERROR, "cannot open the store", FW_LOG_STR("error", error));
-    return 1;
+    goto done;
+  }
+  /* What the database says is in force, not what was asked: the log shows the truth. */
+  enum fw_durability in_force;
+  rc = fw_store_durability(store, &in_force);
+  if (rc) {
+    fw_log(FW_LOG_ERROR, "cannot read the store's durability back");
+    goto done;
+  }
+  /* Everything is read once here; from now on reads are served from memory. */
+  rc = fw_world_load(store, &world);
+  if (!rc)
+    rc = fw_writer_start(store, world, threads, &writer);
+  if (!rc && !has_admin_token(world))
+    rc = create_first_token(writer);
+  if (rc) {
+    fw_log_with(FW_LOG_ERROR, "cannot load the state", FW_LOG_STR("error", fw_strerror(rc)));
+    goto done;
   }
 
-  struct fw_ops_state ops = {.ready = false};
-  struct fw_router router;
-  fw_router_init(&router);
+  struct fw_admin admin = {.writer = writer};
   rc = fw_ops_register(&router, &ops);
+  if (!rc)
+    rc = fw_admin_register(&router, &admin);
   if (rc) {
     fw_log_with(FW_LOG_ERROR, "cannot build the routes", FW_LOG_STR("error", fw_strerror(rc)));
-    fw_router_free(&router);
-    fw_store_close(store);
-    return 1;
+    goto done;
   }
 
   struct fw_server_options options = {
       .host = settings->host,
       .port = (uint16_t)settings->port,
-      .threads = settings->threads ? (unsigned)settings->threads : default_threads(),
+      .threads = threads,
       .max_connections = (size_t)settings->max_connections,
       .limits = {.max_header_bytes = (size_t)settings->max_header_bytes,
                  .max_body_bytes = (size_t)settings->max_body_bytes},
@@ -95,36 +163,40 @@ int fw_app_serve(const struct fw_settings *settings) {
       .router = &router,
       .filter = fw_cors_filter,
   };
-  struct fw_server *server = NULL;
   rc = fw_server_start(&options, &server, error, sizeof error);
   if (rc) {
     fw_log_with(FW_LOG_ERROR, "cannot start the server", FW_LOG_STR("error", error));
-    fw_router_free(&router);
-    fw_store_close(store);
-    fw_metrics_reset();
-    return 1;
+    goto done;
   }
+  fw_writer_attach(writer, server);
   atomic_store(&ops.ready, true);
 
   bool v6 = strchr(settings->host, ':') != NULL;
   char url[FW_OPT_STRING_MAX + 32];
   snprintf(url, sizeof url, "http://%s%s%s:%u", v6 ? "[" : "", settings->host, v6 ? "]" : "",
            (unsigned)fw_server_port(server));
-  fw_log_with(FW_LOG_INFO, "listening", FW_LOG_STR("url", url),
-              FW_LOG_INT("threads", options.threads),
+  fw_log_with(FW_LOG_INFO, "listening", FW_LOG_STR("url", url), FW_LOG_INT("threads", threads),
               FW_LOG_INT("max_connections", fw_server_max_connections(server)),
               FW_LOG_STR("data", settings->data),
-              FW_LOG_STR("durability", durability_names[settings->durability]));
+              FW_LOG_STR("durability", durability_names[settings->durability]),
+              FW_LOG_STR("store_durability", durability_names[in_force]));
   printf("flagwire listening on %s\n", url);
   fflush(stdout);
 
   run_until_stopped(server, &ops, &signals);
   fw_server_wait(server);
+  status = 0;
+done:
+  /* The writer goes after the loops (its answers find them ended) and before the server
+   * they were posted through. */
+  fw_writer_stop(writer);
   fw_server_free(server);
   fw_router_free(&router);
+  fw_world_unref(world);
   fw_store_close(store);
   fw_metrics_reset();
-  fw_log(FW_LOG_INFO, "stopped");
+  if (status == 0)
+    fw_log(FW_LOG_INFO, "stopped");
   fw_log_shutdown();
-  return 0;
+  return status;
 }

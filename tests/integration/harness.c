@@ -130,27 +130,37 @@ static void start_process(struct fwt_server *server, bool ephemeral_port, const 
   close(log_fd);
   server->pid = pid;
 
-  char line[512];
+  /* Standard output carries the first admin token (on an empty store), then the
+   * listening line. */
+  char output[1024];
   size_t len = 0;
+  output[0] = '\0';
+  const char *prefix = "flagwire listening on http://127.0.0.1:";
   uint64_t deadline = fwt_now_ms() + FWT_WAIT_MS;
-  while (!memchr(line, '\n', len)) {
+  const char *at = NULL;
+  while (!(at = strstr(output, prefix)) || !strchr(at, '\n')) {
     int left = (int)(deadline - fwt_now_ms());
     struct pollfd pfd = {.fd = out[0], .events = POLLIN};
     if (left <= 0 || poll(&pfd, 1, left) <= 0)
       break;
-    ssize_t got = read(out[0], line + len, sizeof line - 1 - len);
+    ssize_t got = read(out[0], output + len, sizeof output - 1 - len);
     if (got <= 0)
       break;
     len += (size_t)got;
+    output[len] = '\0';
   }
   close(out[0]);
-  line[len] = '\0';
-  const char *prefix = "flagwire listening on http://127.0.0.1:";
-  const char *at = strstr(line, prefix);
-  if (!at) {
+  if (!at || !strchr(at, '\n')) {
     char *log = fwt_server_log(server);
-    fail_msg("the server did not start; stdout: '%s'; log:\n%s", line, log);
+    char excerpt[4096];
+    snprintf(excerpt, sizeof excerpt, "%s", log);
+    free(log);
+    fail_msg("the server did not start; stdout: '%s'; log:\n%s", output, excerpt);
   }
+  const char *token = strstr(output, "fw_adm_");
+  if (token)
+    snprintf(server->admin_token, sizeof server->admin_token, "%.*s", (int)strcspn(token, "\n"),
+             token);
   server->port = (uint16_t)atoi(at + strlen(prefix));
   assert_true(server->port > 0);
 }
@@ -449,6 +459,26 @@ void fwt_exchange(uint16_t port, const char *request, struct fwt_response *res) 
   int fd = fwt_connect(port);
   fwt_send(fd, request, strlen(request));
   assert_true(fwt_read_response(fd, res, !strncmp(request, "HEAD ", 5)));
+  fwt_close(fd);
+}
+
+void fwt_request(uint16_t port, const char *method, const char *path, const char *token,
+                 const char *headers, const char *body, struct fwt_response *res) {
+  int fd = fwt_connect(port);
+  char auth[256] = "";
+  if (token)
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
+  fwt_sendf(fd, "%s %s HTTP/1.1\r\nHost: x\r\n%s%s", method, path, auth, headers ? headers : "");
+  if (body)
+    fwt_sendf(
+        fd, "%sContent-Length: %zu\r\n\r\n",
+        headers && strcasestr(headers, "Content-Type:") ? "" : "Content-Type: application/json\r\n",
+        strlen(body));
+  else
+    fwt_sendf(fd, "\r\n");
+  if (body)
+    fwt_send(fd, body, strlen(body));
+  assert_true(fwt_read_response(fd, res, !strcmp(method, "HEAD")));
   fwt_close(fd);
 }
 

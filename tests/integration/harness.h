@@ -18,9 +18,10 @@
 struct fwt_server {
   pid_t pid;
   uint16_t port;
-  char dir[256];      /* scratch directory, removed by fwt_server_cleanup */
-  char data_dir[300]; /* dir/data, the store */
-  char log_path[300]; /* dir/server.log: the server's standard error */
+  char dir[256];         /* scratch directory, removed by fwt_server_cleanup */
+  char data_dir[300];    /* dir/data, the store */
+  char log_path[300];    /* dir/server.log: the server's standard error */
+  char admin_token[128]; /* the first admin token, when the server printed one */
 };
 
 /* Starts `flagwire serve --host 127.0.0.1 --port 0 --data <scratch> --log-format json`
@@ -79,6 +80,12 @@ bool fwt_header(const struct fwt_response *res, const char *name, char *out, siz
 
 /* One request on a fresh connection: `request` is the raw bytes. */
 void fwt_exchange(uint16_t port, const char *request, struct fwt_response *res);
+
+/* One request on a fresh connection, built from parts: `token` (may be NULL) goes in
+ * `Authorization: Bearer`, `body` (may be NULL) is sent as application/json. Extra
+ * header lines (each ending in \r\n) may come in `headers` (may be NULL). */
+void fwt_request(uint16_t port, const char *method, const char *path, const char *token,
+                 const char *headers, const char *body, struct fwt_response *res);
 
 /* Whether the peer closes the connection (EOF or reset) within `timeout_ms`, with any
  * data received before the close appended to `got` (may be NULL). */

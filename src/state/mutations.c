@@ -1,0 +1,814 @@
+#include "state/mutations.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/flagdef.h"
+#include "util/json.h"
+#include "util/random.h"
+#include "util/rawjson.h"
+#include "util/time.h"
+
+/* Documents are small; this bounds one built in a write. */
+#define DOC_MAX (4 * 1024 * 1024)
+
+static const char default_boolean_variants[] =
+    "[{\"key\":\"on\",\"value\":true},{\"key\":\"off\",\"value\":false}]";
+
+struct fw_mutation *fw_mutation_new(void) {
+  return calloc(1, sizeof(struct fw_mutation));
+}
+
+void fw_mutation_free(void *mutation) {
+  struct fw_mutation *m = mutation;
+  if (!m)
+    return;
+  free(m->variants);
+  free(m->tags);
+  free(m->rules);
+  free(m->rollout);
+  free(m->value);
+  free(m);
+}
+
+/* ---- building documents ---- */
+
+/* Appends the members of a JSON object one by one; the first failure sticks. */
+struct object_writer {
+  struct fw_buf *out;
+  bool first;
+  int rc;
+};
+
+static void ow_begin(struct object_writer *w, struct fw_buf *out) {
+  *w = (struct object_writer){.out = out, .first = true};
+  w->rc = fw_buf_append_char(out, '{');
+}
+
+static void ow_name(struct object_writer *w, const char *name) {
+  if (!w->rc && !w->first)
+    w->rc = fw_buf_append_char(w->out, ',');
+  w->first = false;
+  if (!w->rc)
+    w->rc = fw_json_append_string(w->out, name, strlen(name));
+  if (!w->rc)
+    w->rc = fw_buf_append_char(w->out, ':');
+}
+
+static void ow_string(struct object_writer *w, const char *name, const char *value) {
+  ow_name(w, name);
+  if (!w->rc)
+    w->rc = fw_json_append_string(w->out, value, strlen(value));
+}
+
+static void ow_raw(struct object_writer *w, const char *name, const char *raw, size_t len) {
+  ow_name(w, name);
+  if (!w->rc)
+    w->rc = fw_buf_append(w->out, raw, len);
+}
+
+static void ow_int(struct object_writer *w, const char *name, int64_t value) {
+  ow_name(w, name);
+  if (!w->rc)
+    w->rc = fw_buf_appendf(w->out, "%" PRId64, value);
+}
+
+static void ow_bool(struct object_writer *w, const char *name, bool value) {
+  ow_raw(w, name, value ? "true" : "false", value ? 4 : 5);
+}
+
+static void ow_time(struct object_writer *w, const char *name, int64_t ms) {
+  char text[FW_ISO_TIME_LEN + 1];
+  fw_time_iso8601(ms, text);
+  ow_string(w, name, text);
+}
+
+static int ow_end(struct object_writer *w) {
+  if (!w->rc)
+    w->rc = fw_buf_append_char(w->out, '}');
+  return w->rc;
+}
+
+/* Appends object `a` and object `b` merged into one: `a`'s members, then `b`'s. */
+static int append_merged(struct fw_buf *out, const char *a, size_t a_len, const char *b,
+                         size_t b_len) {
+  int rc = fw_buf_append(out, a, a_len - 1);
+  bool b_empty = b_len <= 2;
+  if (!rc && !b_empty)
+    rc = fw_buf_append_char(out, ',');
+  if (!rc)
+    rc = fw_buf_append(out, b + 1, b_len - 1);
+  return rc;
+}
+
+int fw_render_env_flag(struct fw_buf *out, const struct fw_object *flag,
+                       const struct fw_object *state) {
+  return append_merged(out, flag->doc, flag->doc_len, state->doc, state->doc_len);
+}
+
+/* Appends an environment's members with its revision, leaving the object open for more. */
+static int append_env_open(struct fw_buf *out, const struct fw_env_node *env) {
+  int rc = fw_buf_append(out, env->env->doc, env->env->doc_len - 1);
+  if (!rc)
+    rc = fw_buf_appendf(out, ",\"revision\":%" PRId64, env->revision);
+  return rc;
+}
+
+int fw_render_env(struct fw_buf *out, const struct fw_env_node *env) {
+  int rc = append_env_open(out, env);
+  return rc ? rc : fw_buf_append_char(out, '}');
+}
+
+/* ---- reading documents back ---- */
+
+/* Member `name` of the document of `object` (a JSON object we wrote). */
+static struct fw_rawjson doc_member(const struct fw_object *object, const char *name) {
+  struct fw_rawjson root = {object->doc, object->doc_len}, value = {"null", 4};
+  if (fw_rawjson_member(root, name, &value) != FW_OK)
+    value = (struct fw_rawjson){"null", 4};
+  return value;
+}
+
+static bool doc_bool(const struct fw_object *object, const char *name) {
+  return fw_rawjson_type(doc_member(object, name)) == FW_RAWJSON_TRUE;
+}
+
+static void doc_string(const struct fw_object *object, const char *name, char *out,
+                       size_t out_len) {
+  if (fw_rawjson_string(doc_member(object, name), out, out_len) != FW_OK)
+    out[0] = '\0';
+}
+
+/* ---- shared steps ---- */
+
+static bool store_failed(struct fw_write_ctx *ctx, int rc, const char *what) {
+  if (rc == FW_OK)
+    return false;
+  if (rc == FW_EEXISTS)
+    fw_write_fail(ctx, 409, "duplicate_key", "%s already exists", what);
+  else
+    fw_write_fail(ctx, 500, "store_failed", "the store refused the write (%s)", fw_strerror(rc));
+  return true;
+}
+
+static bool out_of_memory(struct fw_write_ctx *ctx) {
+  fw_write_fail(ctx, 500, "out_of_memory", "the server is out of memory");
+  return true;
+}
+
+/* Replaces ctx->next (or starts it from ctx->world) with `next`; false when NULL. */
+static bool advance(struct fw_write_ctx *ctx, struct fw_world *next) {
+  if (!next)
+    return !out_of_memory(ctx);
+  fw_world_unref(ctx->next);
+  ctx->next = next;
+  return true;
+}
+
+static const struct fw_world *current(const struct fw_write_ctx *ctx) {
+  return ctx->next ? ctx->next : ctx->world;
+}
+
+static bool version_matches(struct fw_write_ctx *ctx, const struct fw_mutation *m,
+                            int64_t version) {
+  if (!m->has_if_version || m->if_version == version)
+    return true;
+  fw_write_fail(ctx, 409, "version_conflict",
+                "the object is at version %" PRId64 ", not %" PRId64 "; read it again", version,
+                m->if_version);
+  return false;
+}
+
+static struct fw_project_node *need_project(struct fw_write_ctx *ctx, const char *key) {
+  struct fw_project_node *project = fw_world_project(current(ctx), key);
+  if (!project)
+    fw_write_fail(ctx, 404, "not_found", "no project '%s'", key);
+  return project;
+}
+
+static struct fw_env_node *need_env(struct fw_write_ctx *ctx, struct fw_project_node *project,
+                                    const char *key) {
+  struct fw_env_node *env = fw_project_env(project, key);
+  if (!env)
+    fw_write_fail(ctx, 404, "not_found", "no environment '%s' in project '%s'", key,
+                  project->project->key);
+  return env;
+}
+
+/* Takes the environment's next revision and appends its change row. */
+static bool log_change(struct fw_write_ctx *ctx, const char *project_key,
+                       const struct fw_env_node *env, const char *kind, const char *key,
+                       const struct fw_buf *object, const struct fw_mutation *m,
+                       int64_t *revision_out) {
+  int64_t revision, at_ms;
+  int rc = ctx->store->ops->next_revision(ctx->store, env->env->id, ctx->now_ms, &revision, &at_ms);
+  if (store_failed(ctx, rc, "the revision"))
+    return false;
+  struct fw_store_change change = {.environment_id = env->env->id,
+                                   .revision = revision,
+                                   .kind = kind,
+                                   .key = key,
+                                   .object = object ? object->data : NULL,
+                                   .object_len = object ? object->len : 0,
+                                   .actor = m->actor,
+                                   .at_ms = at_ms};
+  rc = ctx->store->ops->append_change(ctx->store, &change);
+  if (store_failed(ctx, rc, "the change"))
+    return false;
+  if (!advance(ctx,
+               fw_world_with_revision(current(ctx), project_key, env->env->key, revision, at_ms)))
+    return false;
+  *revision_out = revision;
+  return true;
+}
+
+static bool respond(struct fw_write_ctx *ctx, int status, const char *json, size_t len) {
+  ctx->status = status;
+  fw_buf_reset(ctx->body);
+  if (fw_buf_append(ctx->body, json, len) != FW_OK)
+    return !out_of_memory(ctx);
+  return true;
+}
+
+/* ---- projects ---- */
+
+static int project_doc(struct fw_buf *out, const struct fw_mutation *m, const char *name,
+                       const char *description, int64_t version, const char *created_at,
+                       int64_t now_ms) {
+  struct object_writer w;
+  ow_begin(&w, out);
+  ow_string(&w, "key", m->project);
+  ow_string(&w, "name", name);
+  ow_string(&w, "description", description);
+  ow_int(&w, "version", version);
+  if (created_at)
+    ow_string(&w, "created_at", created_at);
+  else
+    ow_time(&w, "created_at", now_ms);
+  ow_time(&w, "updated_at", now_ms);
+  return ow_end(&w);
+}
+
+void fw_mutate_create_project(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  if (fw_world_project(ctx->world, m->project)) {
+    fw_write_fail(ctx, 409, "duplicate_key", "project '%s' already exists", m->project);
+    return;
+  }
+  struct fw_buf doc;
+  fw_buf_init(&doc, DOC_MAX);
+  if (project_doc(&doc, m, m->has_name ? m->name : m->project,
+                  m->has_description ? m->description : "", 1, NULL, ctx->now_ms)) {
+    fw_buf_free(&doc);
+    out_of_memory(ctx);
+    return;
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_PROJECTS,
+                             .key = m->project,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = 1};
+  int rc = ctx->store->ops->put_doc(ctx->store, &row);
+  struct fw_object *object = NULL;
+  if (!store_failed(ctx, rc, "the project") &&
+      (object = fw_object_new(FW_TABLE_PROJECTS, row.id, 0, m->project, doc.data, doc.len, 1)) &&
+      advance(ctx, fw_world_with_project(ctx->world, object)))
+    respond(ctx, 201, doc.data, doc.len);
+  else if (!ctx->error_code)
+    out_of_memory(ctx);
+  fw_object_unref(object);
+  fw_buf_free(&doc);
+}
+
+void fw_mutate_update_project(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  if (!project || !version_matches(ctx, m, project->project->version))
+    return;
+  char name[FW_NAME_MAX + 1], description[FW_DESCRIPTION_MAX + 1], created_at[64];
+  doc_string(project->project, "name", name, sizeof name);
+  doc_string(project->project, "description", description, sizeof description);
+  doc_string(project->project, "created_at", created_at, sizeof created_at);
+  int64_t version = project->project->version + 1;
+  struct fw_buf doc;
+  fw_buf_init(&doc, DOC_MAX);
+  if (project_doc(&doc, m, m->has_name ? m->name : name,
+                  m->has_description ? m->description : description, version, created_at,
+                  ctx->now_ms)) {
+    fw_buf_free(&doc);
+    out_of_memory(ctx);
+    return;
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_PROJECTS,
+                             .id = project->project->id,
+                             .key = m->project,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = version};
+  int rc = ctx->store->ops->put_doc(ctx->store, &row);
+  struct fw_object *object = NULL;
+  if (!store_failed(ctx, rc, "the project") &&
+      (object =
+           fw_object_new(FW_TABLE_PROJECTS, row.id, 0, m->project, doc.data, doc.len, version)) &&
+      advance(ctx, fw_world_with_project(ctx->world, object)))
+    respond(ctx, 200, doc.data, doc.len);
+  else if (!ctx->error_code)
+    out_of_memory(ctx);
+  fw_object_unref(object);
+  fw_buf_free(&doc);
+}
+
+/* ---- flag states ---- */
+
+struct state_fields {
+  bool enabled;
+  const char *on_variant, *off_variant;
+  const char *rules;
+  size_t rules_len;
+  const char *rollout;
+  size_t rollout_len;
+  int64_t version, revision;
+};
+
+static int state_doc(struct fw_buf *out, const char *env_key, const struct state_fields *f,
+                     int64_t now_ms) {
+  struct object_writer w;
+  ow_begin(&w, out);
+  ow_string(&w, "environment", env_key);
+  ow_bool(&w, "enabled", f->enabled);
+  ow_string(&w, "on_variant", f->on_variant);
+  ow_string(&w, "off_variant", f->off_variant);
+  ow_raw(&w, "rules", f->rules, f->rules_len);
+  ow_raw(&w, "rollout", f->rollout, f->rollout_len);
+  ow_int(&w, "state_version", f->version);
+  ow_int(&w, "revision", f->revision);
+  ow_time(&w, "state_updated_at", now_ms);
+  return ow_end(&w);
+}
+
+/* The state a new flag starts with in every environment: off, serving its first variant
+ * when on and its last when off (for a boolean flag: "on" and "off"). */
+static void default_state(struct fw_rawjson variants, char *on, char *off, size_t len) {
+  fw_flagdef_variant_key(variants, 0, on, len);
+  size_t last = 0;
+  char key[FW_KEY_MAX + 1];
+  while (fw_flagdef_variant_key(variants, last + 1, key, sizeof key))
+    last++;
+  fw_flagdef_variant_key(variants, last, off, len);
+}
+
+/* Writes state `f` of flag `flag` in environment `env`, logs `kind` and advances the
+ * world. `view` receives the flag as seen in the environment. */
+static bool write_state(struct fw_write_ctx *ctx, const struct fw_mutation *m,
+                        const char *project_key, const struct fw_env_node *env,
+                        const struct fw_object *flag, struct state_fields *f, const char *kind,
+                        struct fw_buf *view) {
+  /* The revision goes into the state's document, so it is taken first; the change row
+   * then records the document. */
+  int64_t revision, at_ms;
+  int rc = ctx->store->ops->next_revision(ctx->store, env->env->id, ctx->now_ms, &revision, &at_ms);
+  if (store_failed(ctx, rc, "the revision"))
+    return false;
+  f->revision = revision;
+  struct fw_buf doc;
+  fw_buf_init(&doc, DOC_MAX);
+  fw_buf_reset(view);
+  if (state_doc(&doc, env->env->key, f, at_ms) ||
+      fw_render_env_flag(view, flag, &(struct fw_object){.doc = doc.data, .doc_len = doc.len})) {
+    fw_buf_free(&doc);
+    return !out_of_memory(ctx);
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_FLAG_STATES,
+                             .id = flag->id,
+                             .parent_id = env->env->id,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = f->version};
+  struct fw_store_change change = {.environment_id = env->env->id,
+                                   .revision = revision,
+                                   .kind = kind,
+                                   .key = flag->key,
+                                   .object = view->data,
+                                   .object_len = view->len,
+                                   .actor = m->actor,
+                                   .at_ms = at_ms};
+  rc = ctx->store->ops->put_doc(ctx->store, &row);
+  if (!rc)
+    rc = ctx->store->ops->append_change(ctx->store, &change);
+  bool ok = !store_failed(ctx, rc, "the flag state");
+  struct fw_object *object = NULL;
+  if (ok) {
+    object = fw_object_new(FW_TABLE_FLAG_STATES, flag->id, env->env->id, flag->key, doc.data,
+                           doc.len, f->version);
+    if (object)
+      object->revision = revision;
+    ok = object &&
+         advance(ctx, fw_world_with_env_object(current(ctx), project_key, env->env->key, object)) &&
+         advance(ctx,
+                 fw_world_with_revision(current(ctx), project_key, env->env->key, revision, at_ms));
+    if (!ok && !ctx->error_code)
+      out_of_memory(ctx);
+  }
+  fw_object_unref(object);
+  fw_buf_free(&doc);
+  return ok;
+}
+
+void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  struct fw_env_node *env = project ? need_env(ctx, project, m->env) : NULL;
+  if (!env)
+    return;
+  struct fw_object *flag = fw_project_flag(project, m->key);
+  struct fw_object *state = flag ? fw_env_state(env, m->key) : NULL;
+  if (!state) {
+    fw_write_fail(ctx, 404, "not_found", "no flag '%s' in project '%s'", m->key, m->project);
+    return;
+  }
+  if (!version_matches(ctx, m, state->version))
+    return;
+  struct fw_rawjson variants = doc_member(flag, "variants");
+  char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1];
+  doc_string(state, "on_variant", on, sizeof on);
+  doc_string(state, "off_variant", off, sizeof off);
+  struct fw_rawjson rules = doc_member(state, "rules"), rollout = doc_member(state, "rollout");
+  bool enabled = doc_bool(state, "enabled");
+  struct state_fields f = {
+      .enabled = m->toggle ? !enabled : (m->has_enabled ? m->enabled : enabled),
+      .on_variant = m->on_variant[0] ? m->on_variant : on,
+      .off_variant = m->off_variant[0] ? m->off_variant : off,
+      .rules = m->rules ? m->rules : rules.text,
+      .rules_len = m->rules ? strlen(m->rules) : rules.len,
+      .rollout = m->rollout ? m->rollout : rollout.text,
+      .rollout_len = m->rollout ? strlen(m->rollout) : rollout.len,
+      .version = state->version + 1,
+  };
+  char error[256];
+  if (!fw_flagdef_has_variant(variants, f.on_variant) ||
+      !fw_flagdef_has_variant(variants, f.off_variant)) {
+    fw_write_fail(ctx, 422, "invalid_field", "'%s' is not a variant of flag '%s'",
+                  fw_flagdef_has_variant(variants, f.on_variant) ? f.off_variant : f.on_variant,
+                  m->key);
+    return;
+  }
+  if (m->rollout && !fw_flagdef_check_rollout((struct fw_rawjson){f.rollout, f.rollout_len},
+                                              variants, error, sizeof error)) {
+    fw_write_fail(ctx, 422, "invalid_field", "%s", error);
+    return;
+  }
+  struct fw_buf view;
+  fw_buf_init(&view, DOC_MAX);
+  if (write_state(ctx, m, m->project, env, flag, &f, "flag_updated", &view))
+    respond(ctx, 200, view.data, view.len);
+  fw_buf_free(&view);
+}
+
+/* ---- flags ---- */
+
+static int flag_doc(struct fw_buf *out, const struct fw_mutation *m, const char *variants,
+                    int64_t now_ms) {
+  struct object_writer w;
+  ow_begin(&w, out);
+  ow_string(&w, "key", m->key);
+  ow_string(&w, "name", m->has_name ? m->name : m->key);
+  ow_string(&w, "description", m->has_description ? m->description : "");
+  ow_string(&w, "type", fw_flag_type_name(m->type));
+  ow_raw(&w, "variants", variants, strlen(variants));
+  ow_raw(&w, "tags", m->tags ? m->tags : "[]", m->tags ? strlen(m->tags) : 2);
+  ow_bool(&w, "client_visible", m->has_client_visible && m->client_visible);
+  ow_int(&w, "version", 1);
+  ow_time(&w, "created_at", now_ms);
+  ow_time(&w, "updated_at", now_ms);
+  return ow_end(&w);
+}
+
+void fw_mutate_create_flag(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  if (!project)
+    return;
+  if (fw_project_flag(project, m->key)) {
+    fw_write_fail(ctx, 409, "duplicate_key", "flag '%s' already exists in project '%s'", m->key,
+                  m->project);
+    return;
+  }
+  const char *variants_text = m->variants ? m->variants : default_boolean_variants;
+  struct fw_buf doc, view;
+  fw_buf_init(&doc, DOC_MAX);
+  fw_buf_init(&view, DOC_MAX);
+  struct fw_object *flag = NULL;
+  if (flag_doc(&doc, m, variants_text, ctx->now_ms)) {
+    out_of_memory(ctx);
+    goto done;
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_FLAGS,
+                             .parent_id = project->project->id,
+                             .key = m->key,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = 1};
+  if (store_failed(ctx, ctx->store->ops->put_doc(ctx->store, &row), "the flag"))
+    goto done;
+  flag = fw_object_new(FW_TABLE_FLAGS, row.id, project->project->id, m->key, doc.data, doc.len, 1);
+  if (!flag || !advance(ctx, fw_world_with_flag(ctx->world, m->project, flag))) {
+    if (!ctx->error_code)
+      out_of_memory(ctx);
+    goto done;
+  }
+  /* One revision in every environment of the project, all in this transaction. */
+  struct fw_rawjson variants = {variants_text, strlen(variants_text)};
+  char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1];
+  default_state(variants, on, off, sizeof on);
+  for (size_t i = 0; i < project->env_count; i++) {
+    struct state_fields f = {.on_variant = on,
+                             .off_variant = off,
+                             .rules = "[]",
+                             .rules_len = 2,
+                             .rollout = "null",
+                             .rollout_len = 4,
+                             .version = 1};
+    if (!write_state(ctx, m, m->project, project->envs[i], flag, &f, "flag_created", &view))
+      goto done;
+  }
+  respond(ctx, 201, doc.data, doc.len);
+done:
+  fw_object_unref(flag);
+  fw_buf_free(&doc);
+  fw_buf_free(&view);
+}
+
+/* ---- environments ---- */
+
+static bool new_credential(struct fw_write_ctx *ctx, enum fw_credential_kind kind,
+                           int64_t environment_id, const char *name, char *text) {
+  struct fw_credential credential = {.kind = kind, .environment_id = environment_id};
+  if (fw_key_generate(kind, text, credential.hash) != FW_OK) {
+    fw_write_fail(ctx, 500, "no_randomness", "no secure randomness to make a key");
+    return false;
+  }
+  struct fw_store_credential row = {
+      .kind = kind, .environment_id = environment_id, .name = name, .created_ms = ctx->now_ms};
+  memcpy(row.hash, credential.hash, sizeof row.hash);
+  if (store_failed(ctx, ctx->store->ops->put_credential(ctx->store, &row), "the key"))
+    return false;
+  return advance(ctx, fw_world_with_credential(current(ctx), &credential));
+}
+
+void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  if (!project)
+    return;
+  if (fw_project_env(project, m->key)) {
+    fw_write_fail(ctx, 409, "duplicate_key", "environment '%s' already exists in project '%s'",
+                  m->key, m->project);
+    return;
+  }
+  uint8_t epoch_bytes[8];
+  char epoch[2 * sizeof epoch_bytes + 1];
+  if (fw_random_secure(epoch_bytes, sizeof epoch_bytes) != FW_OK) {
+    fw_write_fail(ctx, 500, "no_randomness", "no secure randomness for the epoch");
+    return;
+  }
+  fw_hex_encode(epoch_bytes, sizeof epoch_bytes, epoch);
+  struct fw_buf doc, view;
+  fw_buf_init(&doc, DOC_MAX);
+  fw_buf_init(&view, DOC_MAX);
+  struct fw_object *env_object = NULL;
+  struct fw_object **states = calloc(project->flag_count ? project->flag_count : 1, sizeof *states);
+  size_t state_count = 0;
+  struct object_writer w;
+  ow_begin(&w, &doc);
+  ow_string(&w, "key", m->key);
+  ow_string(&w, "name", m->has_name ? m->name : m->key);
+  ow_string(&w, "project", m->project);
+  ow_string(&w, "epoch", epoch);
+  ow_int(&w, "version", 1);
+  ow_time(&w, "created_at", ctx->now_ms);
+  if (ow_end(&w) || !states) {
+    out_of_memory(ctx);
+    goto done;
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_ENVIRONMENTS,
+                             .parent_id = project->project->id,
+                             .key = m->key,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = 1,
+                             .epoch = epoch};
+  if (store_failed(ctx, ctx->store->ops->put_doc(ctx->store, &row), "the environment"))
+    goto done;
+  env_object = fw_object_new(FW_TABLE_ENVIRONMENTS, row.id, project->project->id, m->key, doc.data,
+                             doc.len, 1);
+  if (!env_object || !advance(ctx, fw_world_with_env(ctx->world, m->project, env_object, 0, 0))) {
+    if (!ctx->error_code)
+      out_of_memory(ctx);
+    goto done;
+  }
+  /* Its creation is the environment's first revision; every existing flag starts off in
+   * it, as the snapshot of that revision. */
+  struct fw_env_node *env = fw_project_env(fw_world_project(current(ctx), m->project), m->key);
+  int64_t revision;
+  if (!log_change(ctx, m->project, env, "environment_created", m->key, &doc, m, &revision))
+    goto done;
+  env = fw_project_env(fw_world_project(current(ctx), m->project), m->key);
+  for (size_t i = 0; i < project->flag_count; i++) {
+    struct fw_object *flag = project->flags[i];
+    char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1];
+    default_state(doc_member(flag, "variants"), on, off, sizeof on);
+    struct state_fields f = {.on_variant = on,
+                             .off_variant = off,
+                             .rules = "[]",
+                             .rules_len = 2,
+                             .rollout = "null",
+                             .rollout_len = 4,
+                             .version = 1,
+                             .revision = revision};
+    fw_buf_reset(&view);
+    if (state_doc(&view, m->key, &f, env->last_change_ms)) {
+      out_of_memory(ctx);
+      goto done;
+    }
+    struct fw_store_doc state_row = {.table = FW_TABLE_FLAG_STATES,
+                                     .id = flag->id,
+                                     .parent_id = env_object->id,
+                                     .doc = view.data,
+                                     .doc_len = view.len,
+                                     .version = 1};
+    if (store_failed(ctx, ctx->store->ops->put_doc(ctx->store, &state_row), "the flag state"))
+      goto done;
+    states[state_count] = fw_object_new(FW_TABLE_FLAG_STATES, flag->id, env_object->id, flag->key,
+                                        view.data, view.len, 1);
+    if (!states[state_count]) {
+      out_of_memory(ctx);
+      goto done;
+    }
+    states[state_count++]->revision = revision;
+  }
+  if (!advance(ctx,
+               fw_world_with_env_states(current(ctx), m->project, m->key, states, state_count)))
+    goto done;
+  char server_key[FW_KEY_LEN + 1], client_key[FW_KEY_LEN + 1];
+  if (!new_credential(ctx, FW_CREDENTIAL_SERVER, env_object->id, "server", server_key) ||
+      !new_credential(ctx, FW_CREDENTIAL_CLIENT, env_object->id, "client", client_key))
+    goto done;
+  /* The keys are shown in this answer only; the store keeps their hashes. */
+  fw_buf_reset(&view);
+  env = fw_project_env(fw_world_project(current(ctx), m->project), m->key);
+  if (append_env_open(&view, env) ||
+      fw_buf_appendf(&view, ",\"server_key\":\"%s\",\"client_key\":\"%s\"}", server_key,
+                     client_key)) {
+    out_of_memory(ctx);
+    goto done;
+  }
+  respond(ctx, 201, view.data, view.len);
+done:
+  for (size_t i = 0; i < state_count; i++)
+    fw_object_unref(states[i]);
+  free(states);
+  fw_object_unref(env_object);
+  fw_buf_free(&doc);
+  fw_buf_free(&view);
+}
+
+/* ---- configs ---- */
+
+void fw_mutate_put_config(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  struct fw_env_node *env = project ? need_env(ctx, project, m->env) : NULL;
+  if (!env)
+    return;
+  struct fw_object *existing = fw_env_config(env, m->key);
+  if (existing && !version_matches(ctx, m, existing->version))
+    return;
+  if (!existing && m->has_if_version && m->if_version != 0) {
+    fw_write_fail(ctx, 409, "version_conflict", "config '%s' does not exist yet", m->key);
+    return;
+  }
+  int64_t version = existing ? existing->version + 1 : 1;
+  int64_t revision, at_ms;
+  int rc = ctx->store->ops->next_revision(ctx->store, env->env->id, ctx->now_ms, &revision, &at_ms);
+  if (store_failed(ctx, rc, "the revision"))
+    return;
+  struct fw_buf doc;
+  fw_buf_init(&doc, DOC_MAX);
+  struct object_writer w;
+  ow_begin(&w, &doc);
+  ow_string(&w, "key", m->key);
+  ow_string(&w, "content_type", m->content_type);
+  ow_raw(&w, "value", m->value, strlen(m->value));
+  ow_int(&w, "version", version);
+  ow_int(&w, "revision", revision);
+  ow_time(&w, "updated_at", at_ms);
+  struct fw_object *object = NULL;
+  if (ow_end(&w)) {
+    out_of_memory(ctx);
+    goto done;
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_CONFIGS,
+                             .id = existing ? existing->id : 0,
+                             .parent_id = env->env->id,
+                             .key = m->key,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = version};
+  struct fw_store_change change = {.environment_id = env->env->id,
+                                   .revision = revision,
+                                   .kind = "config_updated",
+                                   .key = m->key,
+                                   .object = doc.data,
+                                   .object_len = doc.len,
+                                   .actor = m->actor,
+                                   .at_ms = at_ms};
+  rc = ctx->store->ops->put_doc(ctx->store, &row);
+  if (!rc)
+    rc = ctx->store->ops->append_change(ctx->store, &change);
+  if (store_failed(ctx, rc, "the config"))
+    goto done;
+  object =
+      fw_object_new(FW_TABLE_CONFIGS, row.id, env->env->id, m->key, doc.data, doc.len, version);
+  if (object)
+    object->revision = revision;
+  if (!object || !advance(ctx, fw_world_with_env_object(ctx->world, m->project, m->env, object)) ||
+      !advance(ctx, fw_world_with_revision(current(ctx), m->project, m->env, revision, at_ms))) {
+    if (!ctx->error_code)
+      out_of_memory(ctx);
+    goto done;
+  }
+  respond(ctx, existing ? 200 : 201, doc.data, doc.len);
+done:
+  fw_object_unref(object);
+  fw_buf_free(&doc);
+}
+
+/* ---- the change log ---- */
+
+struct changes_page {
+  struct fw_buf *out;
+  int64_t last;
+  size_t count;
+  int rc;
+};
+
+static int append_change_item(void *arg, const struct fw_store_change *change) {
+  struct changes_page *page = arg;
+  struct object_writer w = {.out = page->out, .first = true};
+  if (page->count++ && fw_buf_append_char(page->out, ','))
+    return FW_ENOMEM;
+  w.rc = fw_buf_append_char(page->out, '{');
+  ow_int(&w, "revision", change->revision);
+  ow_string(&w, "kind", change->kind);
+  ow_string(&w, "key", change->key);
+  if (change->object)
+    ow_raw(&w, "object", change->object, change->object_len);
+  else
+    ow_raw(&w, "object", "null", 4);
+  ow_string(&w, "actor", change->actor);
+  ow_time(&w, "at", change->at_ms);
+  page->last = change->revision;
+  return ow_end(&w);
+}
+
+void fw_mutate_read_changes(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  struct fw_env_node *env = project ? need_env(ctx, project, m->env) : NULL;
+  if (!env)
+    return;
+  fw_buf_reset(ctx->body);
+  struct changes_page page = {.out = ctx->body, .last = m->after};
+  int rc = fw_buf_append_str(ctx->body, "{\"items\":[");
+  if (!rc)
+    rc = ctx->store->ops->changes(ctx->store, env->env->id, m->after, m->limit, append_change_item,
+                                  &page);
+  if (!rc)
+    rc = page.count == m->limit && page.last < env->revision
+             ? fw_buf_appendf(ctx->body, "],\"next_after\":%" PRId64 "}", page.last)
+             : fw_buf_append_str(ctx->body, "],\"next_after\":null}");
+  if (store_failed(ctx, rc, "the change log"))
+    return;
+  ctx->status = 200;
+}
+
+/* ---- admin tokens ---- */
+
+void fw_mutate_create_admin_token(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_store_credential row = {
+      .kind = FW_CREDENTIAL_ADMIN, .role = m->role, .name = m->name, .created_ms = ctx->now_ms};
+  memcpy(row.hash, m->token_hash, sizeof row.hash);
+  if (store_failed(ctx, ctx->store->ops->put_credential(ctx->store, &row), "the token"))
+    return;
+  struct fw_credential credential = {.kind = FW_CREDENTIAL_ADMIN,
+                                     .role = !strcmp(m->role, "admin")    ? FW_ROLE_ADMIN
+                                             : !strcmp(m->role, "editor") ? FW_ROLE_EDITOR
+                                                                          : FW_ROLE_VIEWER};
+  memcpy(credential.hash, m->token_hash, sizeof credential.hash);
+  snprintf(credential.name, sizeof credential.name, "%.47s", m->name);
+  if (advance(ctx, fw_world_with_credential(ctx->world, &credential)))
+    ctx->status = 201;
+}

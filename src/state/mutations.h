@@ -1,0 +1,77 @@
+/* The writes of the management API, run by the writer (state/writer.h): each checks the
+ * request against the latest state, writes the store (documents, the environment's next
+ * revision, a change row per environment touched) and derives the next world.
+ *
+ * A mutation is described by a request validated on its loop (api/admin.c), then handed
+ * over whole: the writer owns it until it frees it with fw_mutation_free.
+ *
+ * Thread: the write functions run on the writer thread only. */
+#ifndef FW_STATE_MUTATIONS_H
+#define FW_STATE_MUTATIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/keys.h"
+#include "core/model.h"
+#include "state/writer.h"
+
+struct fw_mutation {
+  char actor[96]; /* who asks: "token:<name>" */
+  char project[FW_KEY_MAX + 1];
+  char env[FW_KEY_MAX + 1];
+  char key[FW_KEY_MAX + 1]; /* the flag, config or new object's key */
+  char name[FW_NAME_MAX + 1];
+  bool has_name;
+  char description[FW_DESCRIPTION_MAX + 1];
+  bool has_description;
+  /* Flags */
+  enum fw_flag_type type;
+  char *variants; /* raw JSON array, validated; owned; NULL for the type's default */
+  char *tags;     /* raw JSON array of strings, validated; owned; NULL for none */
+  bool client_visible, has_client_visible;
+  /* Flag state */
+  bool enabled, has_enabled;
+  bool toggle;
+  char on_variant[FW_KEY_MAX + 1], off_variant[FW_KEY_MAX + 1];
+  char *rules;   /* raw JSON array; owned; NULL when not given */
+  char *rollout; /* raw JSON array or null; owned; NULL when not given */
+  /* Configs */
+  char *value; /* raw JSON (a string for a text config); owned */
+  char content_type[64];
+  /* Conditional update: the version the client last saw. */
+  int64_t if_version;
+  bool has_if_version;
+  /* Change log pages */
+  int64_t after;
+  size_t limit;
+  /* Admin tokens */
+  uint8_t token_hash[FW_SHA256_LEN];
+  char role[16];
+};
+
+/* A zeroed mutation; NULL when out of memory. */
+struct fw_mutation *fw_mutation_new(void);
+/* Frees a mutation and what it owns; takes `void *` to serve as the writer's free_arg. */
+void fw_mutation_free(void *mutation);
+
+void fw_mutate_create_project(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_update_project(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_create_flag(struct fw_write_ctx *ctx, void *mutation);
+/* Changes a flag's state in one environment: fields of the mutation, or `toggle`. */
+void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_put_config(struct fw_write_ctx *ctx, void *mutation);
+/* Reads a page of an environment's change log (through the writer, which owns the
+ * store). */
+void fw_mutate_read_changes(struct fw_write_ctx *ctx, void *mutation);
+/* Records an admin token (first start). */
+void fw_mutate_create_admin_token(struct fw_write_ctx *ctx, void *mutation);
+
+/* Appends an environment's JSON with its current revision. */
+FW_MUST_CHECK int fw_render_env(struct fw_buf *out, const struct fw_env_node *env);
+/* Appends a flag as seen in one environment: its definition and its state there. */
+FW_MUST_CHECK int fw_render_env_flag(struct fw_buf *out, const struct fw_object *flag,
+                                     const struct fw_object *state);
+
+#endif

@@ -1,0 +1,795 @@
+#include "state/world.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/rawjson.h"
+
+/* ---- objects ---- */
+
+struct fw_object *fw_object_new(enum fw_store_table table, int64_t id, int64_t parent_id,
+                                const char *key, const char *doc, size_t doc_len, int64_t version) {
+  struct fw_object *object = calloc(1, sizeof *object);
+  if (!object)
+    return NULL;
+  object->key = strdup(key);
+  object->doc = malloc(doc_len + 1);
+  if (!object->key || !object->doc) {
+    free(object->key);
+    free(object->doc);
+    free(object);
+    return NULL;
+  }
+  memcpy(object->doc, doc, doc_len);
+  object->doc[doc_len] = '\0';
+  object->doc_len = doc_len;
+  atomic_init(&object->refs, 1);
+  object->table = table;
+  object->id = id;
+  object->parent_id = parent_id;
+  object->version = version;
+  return object;
+}
+
+struct fw_object *fw_object_ref(struct fw_object *object) {
+  atomic_fetch_add_explicit(&object->refs, 1, memory_order_relaxed);
+  return object;
+}
+
+void fw_object_unref(struct fw_object *object) {
+  if (!object || atomic_fetch_sub_explicit(&object->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  free(object->key);
+  free(object->doc);
+  free(object);
+}
+
+/* ---- nodes ---- */
+
+static void unref_objects(struct fw_object **objects, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    fw_object_unref(objects[i]);
+  free(objects);
+}
+
+static void env_unref(struct fw_env_node *env) {
+  if (!env || atomic_fetch_sub_explicit(&env->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  fw_object_unref(env->env);
+  unref_objects(env->states, env->state_count);
+  unref_objects(env->configs, env->config_count);
+  free(env);
+}
+
+static void project_unref(struct fw_project_node *project) {
+  if (!project || atomic_fetch_sub_explicit(&project->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  fw_object_unref(project->project);
+  unref_objects(project->flags, project->flag_count);
+  for (size_t i = 0; i < project->env_count; i++)
+    env_unref(project->envs[i]);
+  free(project->envs);
+  free(project);
+}
+
+struct fw_world *fw_world_ref(struct fw_world *world) {
+  atomic_fetch_add_explicit(&world->refs, 1, memory_order_relaxed);
+  return world;
+}
+
+void fw_world_unref(struct fw_world *world) {
+  if (!world || atomic_fetch_sub_explicit(&world->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  for (size_t i = 0; i < world->project_count; i++)
+    project_unref(world->projects[i]);
+  free(world->projects);
+  free(world->credentials);
+  free(world);
+}
+
+/* ---- lookups ---- */
+
+/* Binary search over an array sorted by the key `key_of` gives. Returns the index of
+ * `key`, or where it would go with *found false. */
+#define DEFINE_SEARCH(name, type, key_of)                                                          \
+  static size_t name(type const *items, size_t count, const char *key, bool *found) {              \
+    size_t low = 0, high = count;                                                                  \
+    while (low < high) {                                                                           \
+      size_t mid = low + (high - low) / 2;                                                         \
+      int cmp = strcmp(key_of(items[mid]), key);                                                   \
+      if (cmp == 0) {                                                                              \
+        *found = true;                                                                             \
+        return mid;                                                                                \
+      }                                                                                            \
+      if (cmp < 0)                                                                                 \
+        low = mid + 1;                                                                             \
+      else                                                                                         \
+        high = mid;                                                                                \
+    }                                                                                              \
+    *found = false;                                                                                \
+    return low;                                                                                    \
+  }
+
+#define OBJECT_KEY(object) ((object)->key)
+#define PROJECT_KEY(node) ((node)->project->key)
+#define ENV_KEY(node) ((node)->env->key)
+DEFINE_SEARCH(search_objects, struct fw_object *, OBJECT_KEY)
+DEFINE_SEARCH(search_projects, struct fw_project_node *, PROJECT_KEY)
+DEFINE_SEARCH(search_envs, struct fw_env_node *, ENV_KEY)
+
+struct fw_project_node *fw_world_project(const struct fw_world *world, const char *key) {
+  bool found;
+  size_t at = search_projects(world->projects, world->project_count, key, &found);
+  return found ? world->projects[at] : NULL;
+}
+
+struct fw_env_node *fw_project_env(const struct fw_project_node *project, const char *key) {
+  bool found;
+  size_t at = search_envs(project->envs, project->env_count, key, &found);
+  return found ? project->envs[at] : NULL;
+}
+
+static struct fw_object *find_object(struct fw_object *const *objects, size_t count,
+                                     const char *key) {
+  bool found;
+  size_t at = search_objects(objects, count, key, &found);
+  return found ? objects[at] : NULL;
+}
+
+struct fw_object *fw_project_flag(const struct fw_project_node *project, const char *key) {
+  return find_object(project->flags, project->flag_count, key);
+}
+
+struct fw_object *fw_env_state(const struct fw_env_node *env, const char *flag_key) {
+  return find_object(env->states, env->state_count, flag_key);
+}
+
+struct fw_object *fw_env_config(const struct fw_env_node *env, const char *key) {
+  return find_object(env->configs, env->config_count, key);
+}
+
+bool fw_world_find_env(const struct fw_world *world, int64_t environment_id,
+                       struct fw_project_node **project, struct fw_env_node **env) {
+  for (size_t p = 0; p < world->project_count; p++) {
+    struct fw_project_node *node = world->projects[p];
+    for (size_t e = 0; e < node->env_count; e++) {
+      if (node->envs[e]->env->id == environment_id) {
+        *project = node;
+        *env = node->envs[e];
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+/* Compares two hashes in time independent of where they differ, so that probing with
+ * chosen keys reveals nothing of stored ones. Returns <0, 0 or >0 like memcmp. */
+static int compare_hashes(const uint8_t *a, const uint8_t *b) {
+  int result = 0;
+  for (size_t i = 0; i < 32; i++) {
+    int diff = (int)a[i] - (int)b[i];
+    /* Keep the first difference without branching on it. */
+    int unset = (result == 0);
+    result += unset * diff;
+  }
+  return result;
+}
+
+static size_t search_credentials(const struct fw_credential *items, size_t count,
+                                 const uint8_t *hash, bool *found) {
+  size_t low = 0, high = count;
+  while (low < high) {
+    size_t mid = low + (high - low) / 2;
+    int cmp = compare_hashes(items[mid].hash, hash);
+    if (cmp == 0) {
+      *found = true;
+      return mid;
+    }
+    if (cmp < 0)
+      low = mid + 1;
+    else
+      high = mid;
+  }
+  *found = false;
+  return low;
+}
+
+const struct fw_credential *fw_world_credential(const struct fw_world *world,
+                                                const uint8_t hash[32]) {
+  bool found;
+  size_t at = search_credentials(world->credentials, world->credential_count, hash, &found);
+  return found ? &world->credentials[at] : NULL;
+}
+
+/* ---- copying ---- */
+
+/* A copy of `objects` with `object` put in its key's place (replacing or inserting),
+ * every element referenced. NULL when out of memory. */
+static struct fw_object **objects_with(struct fw_object *const *objects, size_t count,
+                                       struct fw_object *object, size_t *out_count) {
+  bool found;
+  size_t at = search_objects(objects, count, object->key, &found);
+  size_t new_count = found ? count : count + 1;
+  struct fw_object **copy = malloc(new_count * sizeof *copy);
+  if (!copy)
+    return NULL;
+  for (size_t i = 0, j = 0; i < new_count; i++) {
+    if (i == at) {
+      copy[i] = fw_object_ref(object);
+      if (found)
+        j++;
+    } else {
+      copy[i] = fw_object_ref(objects[j++]);
+    }
+  }
+  *out_count = new_count;
+  return copy;
+}
+
+static struct fw_object **objects_copy(struct fw_object *const *objects, size_t count) {
+  struct fw_object **copy = malloc((count ? count : 1) * sizeof *copy);
+  if (!copy)
+    return NULL;
+  for (size_t i = 0; i < count; i++)
+    copy[i] = fw_object_ref(objects[i]);
+  return copy;
+}
+
+static struct fw_env_node *env_copy(const struct fw_env_node *env) {
+  struct fw_env_node *copy = calloc(1, sizeof *copy);
+  if (!copy)
+    return NULL;
+  atomic_init(&copy->refs, 1);
+  copy->env = fw_object_ref(env->env);
+  copy->revision = env->revision;
+  copy->last_change_ms = env->last_change_ms;
+  copy->states = objects_copy(env->states, env->state_count);
+  copy->configs = objects_copy(env->configs, env->config_count);
+  copy->state_count = env->state_count;
+  copy->config_count = env->config_count;
+  if (!copy->states || !copy->configs) {
+    env_unref(copy);
+    return NULL;
+  }
+  return copy;
+}
+
+static struct fw_project_node *project_copy(const struct fw_project_node *project) {
+  struct fw_project_node *copy = calloc(1, sizeof *copy);
+  if (!copy)
+    return NULL;
+  atomic_init(&copy->refs, 1);
+  copy->project = fw_object_ref(project->project);
+  copy->flags = objects_copy(project->flags, project->flag_count);
+  copy->flag_count = project->flag_count;
+  copy->envs = malloc((project->env_count ? project->env_count : 1) * sizeof *copy->envs);
+  if (!copy->flags || !copy->envs) {
+    free(copy->envs);
+    copy->envs = NULL;
+    project_unref(copy);
+    return NULL;
+  }
+  for (size_t i = 0; i < project->env_count; i++) {
+    copy->envs[i] = project->envs[i];
+    atomic_fetch_add_explicit(&copy->envs[i]->refs, 1, memory_order_relaxed);
+  }
+  copy->env_count = project->env_count;
+  return copy;
+}
+
+static struct fw_world *world_copy(const struct fw_world *world) {
+  struct fw_world *copy = calloc(1, sizeof *copy);
+  if (!copy)
+    return NULL;
+  atomic_init(&copy->refs, 1);
+  size_t projects = world->project_count;
+  copy->projects = malloc((projects ? projects : 1) * sizeof *copy->projects);
+  size_t credentials = world->credential_count;
+  copy->credentials = malloc((credentials ? credentials : 1) * sizeof *copy->credentials);
+  if (!copy->projects || !copy->credentials) {
+    free(copy->projects);
+    free(copy->credentials);
+    free(copy);
+    return NULL;
+  }
+  for (size_t i = 0; i < projects; i++) {
+    copy->projects[i] = world->projects[i];
+    atomic_fetch_add_explicit(&copy->projects[i]->refs, 1, memory_order_relaxed);
+  }
+  copy->project_count = projects;
+  if (credentials)
+    memcpy(copy->credentials, world->credentials, credentials * sizeof *copy->credentials);
+  copy->credential_count = credentials;
+  return copy;
+}
+
+/* Replaces (or inserts, keeping the order) `node` as the project under its key in
+ * `world`, which the caller has just copied and owns alone. Takes the node's reference. */
+static int world_put_project(struct fw_world *world, struct fw_project_node *node) {
+  bool found;
+  size_t at = search_projects(world->projects, world->project_count, node->project->key, &found);
+  if (found) {
+    project_unref(world->projects[at]);
+    world->projects[at] = node;
+    return FW_OK;
+  }
+  struct fw_project_node **grown =
+      realloc(world->projects, (world->project_count + 1) * sizeof *grown);
+  if (!grown)
+    return FW_ENOMEM;
+  memmove(grown + at + 1, grown + at, (world->project_count - at) * sizeof *grown);
+  grown[at] = node;
+  world->projects = grown;
+  world->project_count++;
+  return FW_OK;
+}
+
+static int project_put_env(struct fw_project_node *project, struct fw_env_node *node) {
+  bool found;
+  size_t at = search_envs(project->envs, project->env_count, node->env->key, &found);
+  if (found) {
+    env_unref(project->envs[at]);
+    project->envs[at] = node;
+    return FW_OK;
+  }
+  struct fw_env_node **grown = realloc(project->envs, (project->env_count + 1) * sizeof *grown);
+  if (!grown)
+    return FW_ENOMEM;
+  memmove(grown + at + 1, grown + at, (project->env_count - at) * sizeof *grown);
+  grown[at] = node;
+  project->envs = grown;
+  project->env_count++;
+  return FW_OK;
+}
+
+/* A copy of `world` whose project `project_key` is a fresh copy too, for the caller to
+ * change. NULL when out of memory or when the project does not exist. */
+static struct fw_world *copy_to_project(const struct fw_world *world, const char *project_key,
+                                        struct fw_project_node **project_out) {
+  struct fw_project_node *project = fw_world_project(world, project_key);
+  if (!project)
+    return NULL;
+  struct fw_world *next = world_copy(world);
+  struct fw_project_node *project_next = next ? project_copy(project) : NULL;
+  if (!project_next || world_put_project(next, project_next) != FW_OK) {
+    project_unref(project_next);
+    fw_world_unref(next);
+    return NULL;
+  }
+  *project_out = project_next;
+  return next;
+}
+
+/* As copy_to_project, one level further down, to environment `env_key`. */
+static struct fw_world *copy_to_env(const struct fw_world *world, const char *project_key,
+                                    const char *env_key, struct fw_env_node **env_out) {
+  struct fw_project_node *project;
+  struct fw_world *next = copy_to_project(world, project_key, &project);
+  if (!next)
+    return NULL;
+  struct fw_env_node *env = fw_project_env(project, env_key);
+  struct fw_env_node *env_next = env ? env_copy(env) : NULL;
+  if (!env_next || project_put_env(project, env_next) != FW_OK) {
+    env_unref(env_next);
+    fw_world_unref(next);
+    return NULL;
+  }
+  *env_out = env_next;
+  return next;
+}
+
+struct fw_world *fw_world_empty(void) {
+  struct fw_world *world = calloc(1, sizeof *world);
+  if (world)
+    atomic_init(&world->refs, 1);
+  return world;
+}
+
+struct fw_world *fw_world_with_project(const struct fw_world *world, struct fw_object *project) {
+  struct fw_project_node *existing = fw_world_project(world, project->key);
+  struct fw_project_node *node;
+  if (existing) {
+    node = project_copy(existing);
+    if (node) {
+      fw_object_unref(node->project);
+      node->project = fw_object_ref(project);
+    }
+  } else {
+    node = calloc(1, sizeof *node);
+    if (node) {
+      atomic_init(&node->refs, 1);
+      node->project = fw_object_ref(project);
+    }
+  }
+  struct fw_world *next = node ? world_copy(world) : NULL;
+  if (!next || world_put_project(next, node) != FW_OK) {
+    project_unref(node);
+    fw_world_unref(next);
+    return NULL;
+  }
+  return next;
+}
+
+struct fw_world *fw_world_with_env(const struct fw_world *world, const char *project_key,
+                                   struct fw_object *env, int64_t revision,
+                                   int64_t last_change_ms) {
+  struct fw_project_node *project;
+  struct fw_world *next = copy_to_project(world, project_key, &project);
+  if (!next)
+    return NULL;
+  struct fw_env_node *existing = fw_project_env(project, env->key);
+  struct fw_env_node *node;
+  if (existing) {
+    node = env_copy(existing);
+  } else {
+    node = calloc(1, sizeof *node);
+    if (node) {
+      atomic_init(&node->refs, 1);
+      node->revision = revision;
+      node->last_change_ms = last_change_ms;
+    }
+  }
+  if (node) {
+    fw_object_unref(node->env);
+    node->env = fw_object_ref(env);
+  }
+  if (!node || project_put_env(project, node) != FW_OK) {
+    env_unref(node);
+    fw_world_unref(next);
+    return NULL;
+  }
+  return next;
+}
+
+struct fw_world *fw_world_with_flag(const struct fw_world *world, const char *project_key,
+                                    struct fw_object *flag) {
+  struct fw_project_node *project;
+  struct fw_world *next = copy_to_project(world, project_key, &project);
+  if (!next)
+    return NULL;
+  size_t count;
+  struct fw_object **flags = objects_with(project->flags, project->flag_count, flag, &count);
+  if (!flags) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  unref_objects(project->flags, project->flag_count);
+  project->flags = flags;
+  project->flag_count = count;
+  return next;
+}
+
+struct fw_world *fw_world_with_env_object(const struct fw_world *world, const char *project_key,
+                                          const char *env_key, struct fw_object *object) {
+  struct fw_env_node *env;
+  struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
+  if (!next)
+    return NULL;
+  bool is_config = object->table == FW_TABLE_CONFIGS;
+  struct fw_object ***items = is_config ? &env->configs : &env->states;
+  size_t *count = is_config ? &env->config_count : &env->state_count;
+  size_t new_count;
+  struct fw_object **replaced = objects_with(*items, *count, object, &new_count);
+  if (!replaced) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  unref_objects(*items, *count);
+  *items = replaced;
+  *count = new_count;
+  return next;
+}
+
+struct fw_world *fw_world_with_env_states(const struct fw_world *world, const char *project_key,
+                                          const char *env_key, struct fw_object **states,
+                                          size_t count) {
+  struct fw_env_node *env;
+  struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
+  struct fw_object **copy = next ? objects_copy(states, count) : NULL;
+  if (!copy) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  unref_objects(env->states, env->state_count);
+  env->states = copy;
+  env->state_count = count;
+  return next;
+}
+
+struct fw_world *fw_world_with_revision(const struct fw_world *world, const char *project_key,
+                                        const char *env_key, int64_t revision, int64_t at_ms) {
+  struct fw_env_node *env;
+  struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
+  if (!next)
+    return NULL;
+  env->revision = revision;
+  env->last_change_ms = at_ms;
+  return next;
+}
+
+struct fw_world *fw_world_with_credential(const struct fw_world *world,
+                                          const struct fw_credential *credential) {
+  struct fw_world *next = world_copy(world);
+  if (!next)
+    return NULL;
+  bool found;
+  size_t at =
+      search_credentials(next->credentials, next->credential_count, credential->hash, &found);
+  if (found) {
+    next->credentials[at] = *credential;
+    return next;
+  }
+  struct fw_credential *grown =
+      realloc(next->credentials, (next->credential_count + 1) * sizeof *grown);
+  if (!grown) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  memmove(grown + at + 1, grown + at, (next->credential_count - at) * sizeof *grown);
+  grown[at] = *credential;
+  next->credentials = grown;
+  next->credential_count++;
+  return next;
+}
+
+/* ---- loading ---- */
+
+/* Rows arrive in id order per table; these indexes find owners by id in O(log n). */
+struct env_index {
+  int64_t id;
+  struct fw_env_node *node;
+};
+
+struct flag_index {
+  int64_t id;
+  struct fw_object *flag;
+};
+
+struct loader {
+  struct fw_world *world;
+  size_t project_cap;
+  struct env_index *envs;
+  size_t env_count, env_cap;
+  struct flag_index *flags;
+  size_t flag_count, flag_cap;
+  size_t credential_cap;
+};
+
+/* Grows `*items` (of `size`-byte elements) to hold one more. */
+static int grow(void **items, size_t *cap, size_t count, size_t size) {
+  if (count < *cap)
+    return FW_OK;
+  size_t next = *cap ? *cap * 2 : 16;
+  void *bigger = realloc(*items, next * size);
+  if (!bigger)
+    return FW_ENOMEM;
+  *items = bigger;
+  *cap = next;
+  return FW_OK;
+}
+
+static struct fw_project_node *project_by_id(struct loader *l, int64_t id) {
+  for (size_t i = 0; i < l->world->project_count; i++)
+    if (l->world->projects[i]->project->id == id)
+      return l->world->projects[i];
+  return NULL;
+}
+
+static struct fw_env_node *env_by_id(struct loader *l, int64_t id) {
+  size_t low = 0, high = l->env_count;
+  while (low < high) {
+    size_t mid = low + (high - low) / 2;
+    if (l->envs[mid].id == id)
+      return l->envs[mid].node;
+    if (l->envs[mid].id < id)
+      low = mid + 1;
+    else
+      high = mid;
+  }
+  return NULL;
+}
+
+static struct fw_object *flag_by_id(struct loader *l, int64_t id) {
+  size_t low = 0, high = l->flag_count;
+  while (low < high) {
+    size_t mid = low + (high - low) / 2;
+    if (l->flags[mid].id == id)
+      return l->flags[mid].flag;
+    if (l->flags[mid].id < id)
+      low = mid + 1;
+    else
+      high = mid;
+  }
+  return NULL;
+}
+
+/* Makes room for one more pointer in an array whose capacity is the next power of two of
+ * its count (so no capacity needs keeping while loading). */
+static int room_for_one(void **items, size_t count) {
+  if (count >= 4 && (count & (count - 1)) != 0)
+    return FW_OK;
+  void *bigger = realloc(*items, (count < 4 ? 4 : count * 2) * sizeof(void *));
+  if (!bigger)
+    return FW_ENOMEM;
+  *items = bigger;
+  return FW_OK;
+}
+
+/* Appends `object` to an array of objects, taking its reference. */
+static int append_object(struct fw_object ***items, size_t *count, struct fw_object *object) {
+  int rc = room_for_one((void **)items, *count);
+  if (!rc)
+    (*items)[(*count)++] = object;
+  return rc;
+}
+
+static int64_t doc_revision(const struct fw_object *object) {
+  struct fw_rawjson root = {object->doc, object->doc_len}, value;
+  if (fw_rawjson_member(root, "revision", &value) != FW_OK)
+    return 0;
+  return strtoll(value.text, NULL, 10);
+}
+
+static int load_doc(void *ctx, const struct fw_store_doc *doc) {
+  struct loader *l = ctx;
+  struct fw_world *world = l->world;
+  const char *key = doc->key;
+  struct fw_object *flag = NULL;
+  if (doc->table == FW_TABLE_FLAG_STATES) {
+    flag = flag_by_id(l, doc->id);
+    if (!flag)
+      return FW_EINVAL;
+    key = flag->key;
+  }
+  struct fw_object *object =
+      fw_object_new(doc->table, doc->id, doc->parent_id, key, doc->doc, doc->doc_len, doc->version);
+  if (!object)
+    return FW_ENOMEM;
+  int rc = FW_EINVAL;
+  switch (doc->table) {
+  case FW_TABLE_PROJECTS: {
+    struct fw_project_node *node = calloc(1, sizeof *node);
+    rc = node ? grow((void **)&world->projects, &l->project_cap, world->project_count,
+                     sizeof *world->projects)
+              : FW_ENOMEM;
+    if (rc) {
+      free(node);
+      break;
+    }
+    atomic_init(&node->refs, 1);
+    node->project = object;
+    object = NULL;
+    world->projects[world->project_count++] = node;
+    break;
+  }
+  case FW_TABLE_ENVIRONMENTS: {
+    struct fw_project_node *project = project_by_id(l, doc->parent_id);
+    struct fw_env_node *node = project ? calloc(1, sizeof *node) : NULL;
+    if (!node || grow((void **)&l->envs, &l->env_cap, l->env_count, sizeof *l->envs) ||
+        room_for_one((void **)&project->envs, project->env_count)) {
+      free(node);
+      rc = project ? FW_ENOMEM : FW_EINVAL;
+      break;
+    }
+    atomic_init(&node->refs, 1);
+    node->env = object;
+    node->revision = doc->revision;
+    node->last_change_ms = doc->last_change_ms;
+    object = NULL;
+    project->envs[project->env_count++] = node;
+    l->envs[l->env_count++] = (struct env_index){doc->id, node};
+    rc = FW_OK;
+    break;
+  }
+  case FW_TABLE_FLAGS: {
+    struct fw_project_node *project = project_by_id(l, doc->parent_id);
+    if (!project)
+      break;
+    rc = grow((void **)&l->flags, &l->flag_cap, l->flag_count, sizeof *l->flags);
+    if (!rc)
+      rc = append_object(&project->flags, &project->flag_count, object);
+    if (!rc) {
+      l->flags[l->flag_count++] = (struct flag_index){doc->id, object};
+      object = NULL;
+    }
+    break;
+  }
+  case FW_TABLE_FLAG_STATES:
+  case FW_TABLE_CONFIGS: {
+    struct fw_env_node *env = env_by_id(l, doc->parent_id);
+    if (!env)
+      break;
+    object->revision = doc_revision(object);
+    rc = doc->table == FW_TABLE_CONFIGS ? append_object(&env->configs, &env->config_count, object)
+                                        : append_object(&env->states, &env->state_count, object);
+    if (!rc)
+      object = NULL;
+    break;
+  }
+  }
+  fw_object_unref(object);
+  return rc;
+}
+
+static int load_credential(void *ctx, const struct fw_store_credential *row) {
+  struct loader *l = ctx;
+  struct fw_world *world = l->world;
+  int rc = grow((void **)&world->credentials, &l->credential_cap, world->credential_count,
+                sizeof *world->credentials);
+  if (rc)
+    return rc;
+  struct fw_credential *credential = &world->credentials[world->credential_count++];
+  memset(credential, 0, sizeof *credential);
+  memcpy(credential->hash, row->hash, sizeof credential->hash);
+  credential->kind = row->kind;
+  credential->environment_id = row->environment_id;
+  credential->expires_ms = row->expires_ms;
+  credential->role = !row->role                     ? FW_ROLE_VIEWER
+                     : !strcmp(row->role, "admin")  ? FW_ROLE_ADMIN
+                     : !strcmp(row->role, "editor") ? FW_ROLE_EDITOR
+                                                    : FW_ROLE_VIEWER;
+  snprintf(credential->name, sizeof credential->name, "%s", row->name ? row->name : "");
+  return FW_OK;
+}
+
+static int compare_object_keys(const void *a, const void *b) {
+  return strcmp((*(struct fw_object *const *)a)->key, (*(struct fw_object *const *)b)->key);
+}
+
+static int compare_project_keys(const void *a, const void *b) {
+  return strcmp((*(struct fw_project_node *const *)a)->project->key,
+                (*(struct fw_project_node *const *)b)->project->key);
+}
+
+static int compare_env_keys(const void *a, const void *b) {
+  return strcmp((*(struct fw_env_node *const *)a)->env->key,
+                (*(struct fw_env_node *const *)b)->env->key);
+}
+
+static int compare_credentials(const void *a, const void *b) {
+  return memcmp(((const struct fw_credential *)a)->hash, ((const struct fw_credential *)b)->hash,
+                32);
+}
+
+/* qsort with its contract kept: an empty array may be NULL, which qsort may not get. */
+static void sort_items(void *items, size_t count, size_t size,
+                       int (*compare)(const void *, const void *)) {
+  if (count > 1)
+    qsort(items, count, size, compare);
+}
+
+/* Puts every array in the order lookups search. */
+static void sort_world(struct fw_world *world) {
+  sort_items(world->projects, world->project_count, sizeof *world->projects, compare_project_keys);
+  for (size_t p = 0; p < world->project_count; p++) {
+    struct fw_project_node *project = world->projects[p];
+    sort_items(project->flags, project->flag_count, sizeof *project->flags, compare_object_keys);
+    sort_items(project->envs, project->env_count, sizeof *project->envs, compare_env_keys);
+    for (size_t e = 0; e < project->env_count; e++) {
+      struct fw_env_node *env = project->envs[e];
+      sort_items(env->states, env->state_count, sizeof *env->states, compare_object_keys);
+      sort_items(env->configs, env->config_count, sizeof *env->configs, compare_object_keys);
+    }
+  }
+  sort_items(world->credentials, world->credential_count, sizeof *world->credentials,
+             compare_credentials);
+}
+
+int fw_world_load(struct fw_store *store, struct fw_world **out) {
+  struct loader l = {.world = fw_world_empty()};
+  if (!l.world)
+    return FW_ENOMEM;
+  struct fw_store_loader callbacks = {.doc = load_doc, .credential = load_credential, .ctx = &l};
+  int rc = store->ops->load(store, &callbacks);
+  free(l.envs);
+  free(l.flags);
+  if (rc) {
+    fw_world_unref(l.world);
+    return rc;
+  }
+  sort_world(l.world);
+  *out = l.world;
+  return FW_OK;
+}

@@ -1,0 +1,375 @@
+#include "state/writer.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "net/http.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#define MAX_LOOPS 64
+/* Writes taken into one transaction at most: bounds the latency a group adds. */
+#define MAX_GROUP 512
+/* Bound on a write's answer. */
+#define MAX_BODY_BYTES (16 * 1024 * 1024)
+
+struct group;
+
+/* One submitted write, from its loop to the writer and back. */
+struct write {
+  struct fw_loop_task task; /* the answer, posted to `loop` once every loop adopted */
+  struct write *next;       /* in the queue, then in its group */
+  unsigned loop;
+  struct fw_http_deferred *deferred;
+  fw_write_fn fn;
+  void *arg;
+  void (*free_arg)(void *arg);
+  int status;
+  const char *error_code;
+  char error_message[256];
+  struct fw_buf body;
+};
+
+/* The writes of one transaction, answered once every loop has adopted its world. */
+struct group {
+  struct fw_writer *writer;
+  struct write *writes;
+  _Atomic unsigned loops_pending;
+};
+
+struct adopt_task {
+  struct fw_loop_task task;
+  struct group *group;
+  struct fw_world *world; /* owned reference */
+  unsigned loop;
+};
+
+struct fw_writer {
+  struct fw_store *store;
+  struct fw_world *latest; /* the last committed world; writer thread */
+  unsigned loop_count;
+  /* Each loop's adopted world: written and read by that loop's thread only, after
+   * start; freed by fw_writer_stop. */
+  struct fw_world *adopted[MAX_LOOPS];
+  uv_thread_t thread;
+  uv_mutex_t lock;
+  uv_cond_t wake;
+  struct write *queue_head, *queue_tail; /* under `lock` */
+  struct fw_server *server;              /* under `lock`; set by fw_writer_attach */
+  bool stopping;                         /* under `lock` */
+  int64_t last_now_ms;
+};
+
+void fw_write_fail(struct fw_write_ctx *ctx, int status, const char *code, const char *fmt, ...) {
+  ctx->status = status;
+  ctx->error_code = code;
+  va_list args;
+  va_start(args, fmt);
+  vsnprintf(ctx->error_message, sizeof ctx->error_message, fmt, args);
+  va_end(args);
+}
+
+static void write_free(struct write *w) {
+  if (w->free_arg)
+    w->free_arg(w->arg);
+  fw_buf_free(&w->body);
+  free(w);
+}
+
+/* ---- answering, on the write's loop ---- */
+
+static void run_answer(struct fw_loop_task *task, bool cancelled) {
+  struct write *w = (struct write *)task;
+  if (cancelled) {
+    fw_http_deferred_discard(w->deferred);
+    write_free(w);
+    return;
+  }
+  struct fw_http_response *res = fw_http_deferred_response(w->deferred);
+  const struct fw_http_request *req = fw_http_deferred_request(w->deferred);
+  int rc = w->error_code
+               ? fw_http_set_error(res, req, w->status, w->error_code, w->error_message)
+               : fw_http_set_json(res, w->status, w->body.data ? w->body.data : "", w->body.len);
+  if (rc)
+    rc = fw_http_set_error(res, req, 500, "internal", "the answer could not be built");
+  (void)rc;
+  fw_http_deferred_send(w->deferred);
+  write_free(w);
+}
+
+static void answer_group(struct group *group) {
+  struct fw_writer *writer = group->writer;
+  struct write *w = group->writes;
+  while (w) {
+    struct write *next = w->next;
+    fw_server_post(writer->server, w->loop, &w->task);
+    w = next;
+  }
+  free(group);
+}
+
+/* ---- adopting, on every loop ---- */
+
+static void run_adopt(struct fw_loop_task *task, bool cancelled) {
+  struct adopt_task *adopt = (struct adopt_task *)task;
+  struct fw_writer *writer = adopt->group->writer;
+  if (!cancelled) {
+    fw_world_unref(writer->adopted[adopt->loop]);
+    writer->adopted[adopt->loop] = adopt->world;
+  } else {
+    fw_world_unref(adopt->world);
+  }
+  struct group *group = adopt->group;
+  free(adopt);
+  if (atomic_fetch_sub(&group->loops_pending, 1) == 1)
+    answer_group(group);
+}
+
+const struct fw_world *fw_writer_world(const struct fw_writer *writer, unsigned loop) {
+  assert(loop < writer->loop_count);
+  return writer->adopted[loop];
+}
+
+/* Hands `world` to every loop; the group is answered when the last one adopted it. */
+static void publish(struct fw_writer *writer, struct group *group) {
+  uv_mutex_lock(&writer->lock);
+  while (!writer->server)
+    uv_cond_wait(&writer->wake, &writer->lock);
+  struct fw_server *server = writer->server;
+  uv_mutex_unlock(&writer->lock);
+
+  atomic_init(&group->loops_pending, writer->loop_count);
+  for (unsigned loop = 0; loop < writer->loop_count; loop++) {
+    struct adopt_task *adopt = malloc(sizeof *adopt);
+    if (!adopt) {
+      /* Without memory for the task this loop keeps its world; the others adopt, and
+       * the group is still answered. */
+      fw_log(FW_LOG_ERROR, "out of memory handing a new state to a loop");
+      if (atomic_fetch_sub(&group->loops_pending, 1) == 1)
+        answer_group(group);
+      continue;
+    }
+    *adopt = (struct adopt_task){.task = {.run = run_adopt},
+                                 .group = group,
+                                 .world = fw_world_ref(writer->latest),
+                                 .loop = loop};
+    fw_server_post(server, loop, &adopt->task);
+  }
+}
+
+/* ---- the writer thread ---- */
+
+/* Milliseconds for this group, never going back (the store also keeps each
+ * environment's revision times increasing). */
+static int64_t group_now_ms(struct fw_writer *writer) {
+  int64_t now = fw_time_wall_ms();
+  if (now < writer->last_now_ms)
+    now = writer->last_now_ms;
+  writer->last_now_ms = now;
+  return now;
+}
+
+/* Runs one write in its savepoint against `*world`, advancing it on success. */
+static void run_write(struct fw_writer *writer, struct write *w, struct fw_world **world,
+                      int64_t now_ms) {
+  struct fw_write_ctx ctx = {
+      .store = writer->store, .world = *world, .now_ms = now_ms, .status = 200, .body = &w->body};
+  if (writer->store->ops->savepoint(writer->store) != FW_OK) {
+    fw_write_fail(&ctx, 500, "store_failed", "the store could not start the write");
+  } else {
+    w->fn(&ctx, w->arg);
+    if (!ctx.error_code && writer->store->ops->release(writer->store) != FW_OK)
+      fw_write_fail(&ctx, 500, "store_failed", "the store could not finish the write");
+    if (ctx.error_code)
+      writer->store->ops->rollback_savepoint(writer->store);
+  }
+  w->status = ctx.status;
+  w->error_code = ctx.error_code;
+  memcpy(w->error_message, ctx.error_message, sizeof w->error_message);
+  if (ctx.error_code) {
+    fw_world_unref(ctx.next);
+    fw_buf_reset(&w->body);
+  } else if (ctx.next) {
+    fw_world_unref(*world);
+    *world = ctx.next;
+  }
+}
+
+static void fail_all(struct write *writes, const char *message) {
+  for (struct write *w = writes; w; w = w->next) {
+    if (!w->error_code) {
+      w->status = 500;
+      w->error_code = "store_failed";
+      snprintf(w->error_message, sizeof w->error_message, "%s", message);
+      fw_buf_reset(&w->body);
+    }
+  }
+}
+
+/* Runs a group in one transaction and makes its world the latest on commit. */
+static void run_group(struct fw_writer *writer, struct write *writes) {
+  struct fw_store *store = writer->store;
+  int64_t now_ms = group_now_ms(writer);
+  if (store->ops->begin(store) != FW_OK) {
+    fail_all(writes, "the store could not begin a transaction");
+    return;
+  }
+  struct fw_world *world = fw_world_ref(writer->latest);
+  for (struct write *w = writes; w; w = w->next)
+    run_write(writer, w, &world, now_ms);
+  if (store->ops->commit(store) != FW_OK) {
+    store->ops->rollback(store);
+    fail_all(writes, "the store could not commit; nothing was changed");
+    fw_world_unref(world);
+    return;
+  }
+  fw_world_unref(writer->latest);
+  writer->latest = world;
+}
+
+static void writer_main(void *arg) {
+  struct fw_writer *writer = arg;
+  for (;;) {
+    uv_mutex_lock(&writer->lock);
+    while (!writer->queue_head && !writer->stopping)
+      uv_cond_wait(&writer->wake, &writer->lock);
+    if (!writer->queue_head) {
+      uv_mutex_unlock(&writer->lock);
+      return;
+    }
+    /* Take up to MAX_GROUP writes, in submission order. */
+    struct write *writes = writer->queue_head, *last = writes;
+    for (size_t n = 1; n < MAX_GROUP && last->next; n++)
+      last = last->next;
+    writer->queue_head = last->next;
+    if (!writer->queue_head)
+      writer->queue_tail = NULL;
+    last->next = NULL;
+    uv_mutex_unlock(&writer->lock);
+
+    run_group(writer, writes);
+    struct group *group = malloc(sizeof *group);
+    if (!group) {
+      /* Nothing can be answered without the group: the connections get no reply and
+       * their clients retry; what was committed stays committed. */
+      fw_log(FW_LOG_ERROR, "out of memory answering a group of writes");
+      while (writes) {
+        struct write *next = writes->next;
+        fw_http_deferred_discard(writes->deferred);
+        write_free(writes);
+        writes = next;
+      }
+      continue;
+    }
+    group->writer = writer;
+    group->writes = writes;
+    publish(writer, group);
+  }
+}
+
+/* ---- life ---- */
+
+int fw_writer_start(struct fw_store *store, struct fw_world *world, unsigned loop_count,
+                    struct fw_writer **out) {
+  if (loop_count == 0 || loop_count > MAX_LOOPS)
+    return FW_EINVAL;
+  struct fw_writer *writer = calloc(1, sizeof *writer);
+  if (!writer)
+    return FW_ENOMEM;
+  writer->store = store;
+  writer->loop_count = loop_count;
+  writer->latest = fw_world_ref(world);
+  for (unsigned i = 0; i < loop_count; i++)
+    writer->adopted[i] = fw_world_ref(world);
+  if (uv_mutex_init(&writer->lock) != 0) {
+    free(writer);
+    return FW_EIO;
+  }
+  if (uv_cond_init(&writer->wake) != 0 ||
+      uv_thread_create(&writer->thread, writer_main, writer) != 0) {
+    uv_mutex_destroy(&writer->lock);
+    for (unsigned i = 0; i < loop_count; i++)
+      fw_world_unref(writer->adopted[i]);
+    fw_world_unref(writer->latest);
+    free(writer);
+    return FW_EIO;
+  }
+  *out = writer;
+  return FW_OK;
+}
+
+void fw_writer_attach(struct fw_writer *writer, struct fw_server *server) {
+  uv_mutex_lock(&writer->lock);
+  writer->server = server;
+  uv_cond_broadcast(&writer->wake);
+  uv_mutex_unlock(&writer->lock);
+}
+
+int fw_writer_submit(struct fw_writer *writer, const struct fw_http_request *req,
+                     struct fw_http_response *res, fw_write_fn fn, void *arg,
+                     void (*free_arg)(void *arg)) {
+  struct write *w = calloc(1, sizeof *w);
+  if (!w)
+    return FW_ENOMEM;
+  int rc = fw_http_response_defer(res, req, &w->deferred);
+  if (rc) {
+    free(w);
+    return rc;
+  }
+  w->task.run = run_answer;
+  w->loop = fw_http_response_loop(res);
+  w->fn = fn;
+  w->arg = arg;
+  w->free_arg = free_arg;
+  fw_buf_init(&w->body, MAX_BODY_BYTES);
+  uv_mutex_lock(&writer->lock);
+  /* The writer stops only after every loop has ended, so no handler submits then. */
+  assert(!writer->stopping);
+  if (writer->queue_tail)
+    writer->queue_tail->next = w;
+  else
+    writer->queue_head = w;
+  writer->queue_tail = w;
+  uv_cond_signal(&writer->wake);
+  uv_mutex_unlock(&writer->lock);
+  return FW_OK;
+}
+
+int fw_writer_run_now(struct fw_writer *writer, fw_write_fn fn, void *arg, struct fw_buf *body) {
+  struct write w = {.fn = fn, .arg = arg};
+  fw_buf_init(&w.body, MAX_BODY_BYTES);
+  /* The writer thread is idle: nothing can be submitted before the server starts. */
+  run_group(writer, &w);
+  if (!w.error_code) {
+    for (unsigned i = 0; i < writer->loop_count; i++) {
+      fw_world_unref(writer->adopted[i]);
+      writer->adopted[i] = fw_world_ref(writer->latest);
+    }
+  } else {
+    fw_log_with(FW_LOG_ERROR, "a set-up write failed", FW_LOG_STR("error", w.error_message));
+  }
+  if (body && !w.error_code && w.body.len && fw_buf_append(body, w.body.data, w.body.len) != FW_OK)
+    w.status = 500;
+  fw_buf_free(&w.body);
+  return w.status;
+}
+
+void fw_writer_stop(struct fw_writer *writer) {
+  if (!writer)
+    return;
+  uv_mutex_lock(&writer->lock);
+  writer->stopping = true;
+  uv_cond_broadcast(&writer->wake);
+  uv_mutex_unlock(&writer->lock);
+  uv_thread_join(&writer->thread);
+  uv_cond_destroy(&writer->wake);
+  uv_mutex_destroy(&writer->lock);
+  for (unsigned i = 0; i < writer->loop_count; i++)
+    fw_world_unref(writer->adopted[i]);
+  fw_world_unref(writer->latest);
+  free(writer);
+}

@@ -1,0 +1,24 @@
+/* Digests (OpenSSL, wrapped here): SHA-256 of keys and tokens, and base64url text.
+ *
+ * Thread: pure functions. */
+#ifndef FW_UTIL_DIGEST_H
+#define FW_UTIL_DIGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FW_SHA256_LEN 32
+
+void fw_sha256(const void *data, size_t len, uint8_t out[FW_SHA256_LEN]);
+
+/* The unpadded base64url length of `len` bytes. */
+#define FW_BASE64URL_LEN(len) (((len)*4 + 2) / 3)
+
+/* Writes the unpadded base64url form of `data` and a NUL into `out`, which must hold
+ * FW_BASE64URL_LEN(len) + 1 bytes. */
+void fw_base64url_encode(const void *data, size_t len, char *out);
+
+/* Writes `len` bytes as lowercase hex and a NUL into `out` (2 * len + 1 bytes). */
+void fw_hex_encode(const void *data, size_t len, char *out);
+
+#endif

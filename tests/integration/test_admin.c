@@ -1,0 +1,431 @@
+/* The management API against the real binary: every endpoint, every error code, values
+ * kept byte for byte, revisions without gaps, and everything still there after a
+ * restart. Responses are parsed with jansson to check their shape. */
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define TOKEN "fw_adm_integration-test-token-0123456789"
+
+static struct fwt_server server;
+
+static int start_server(void **state) {
+  (void)state;
+  const char *env[] = {"FLAGWIRE_ADMIN_TOKEN=" TOKEN, NULL};
+  fwt_server_start(&server, NULL, env);
+  return 0;
+}
+
+static int stop_server(void **state) {
+  (void)state;
+  fwt_server_cleanup(&server);
+  return 0;
+}
+
+/* Sends a request with the admin token and returns the parsed body (caller decrefs),
+ * checking the status. */
+static json_t *call(const char *method, const char *path, const char *body, int expected_status) {
+  struct fwt_response res;
+  fwt_request(server.port, method, path, TOKEN, NULL, body, &res);
+  if (res.status != expected_status)
+    fail_msg("%s %s: expected %d, got %d: %s", method, path, expected_status, res.status, res.body);
+  json_error_t error;
+  /* Users' numbers may exceed what jansson's integers hold: read every number as real. */
+  json_t *doc = json_loads(res.body, JSON_DECODE_INT_AS_REAL, &error);
+  if (!doc)
+    fail_msg("%s %s: the body is not JSON (%s): %s", method, path, error.text, res.body);
+  fwt_response_free(&res);
+  return doc;
+}
+
+/* Checks that a request fails with `status` and error `code`. */
+static void expect_error(const char *method, const char *path, const char *token,
+                         const char *headers, const char *body, int status, const char *code) {
+  struct fwt_response res;
+  fwt_request(server.port, method, path, token, headers, body, &res);
+  if (res.status != status)
+    fail_msg("%s %s: expected %d, got %d: %s", method, path, status, res.status, res.body);
+  char expected[96];
+  snprintf(expected, sizeof expected, "{\"error\":{\"code\":\"%s\"", code);
+  if (!strstr(res.body, expected))
+    fail_msg("%s %s: expected code %s, got %s", method, path, code, res.body);
+  fwt_response_free(&res);
+}
+
+static const char *string_of(json_t *doc, const char *name) {
+  json_t *value = json_object_get(doc, name);
+  assert_non_null(value);
+  assert_true(json_is_string(value));
+  return json_string_value(value);
+}
+
+static json_int_t integer_of(json_t *doc, const char *name) {
+  json_t *value = json_object_get(doc, name);
+  assert_non_null(value);
+  assert_true(json_is_number(value));
+  return (json_int_t)json_number_value(value);
+}
+
+static void projects_are_created_read_listed_and_updated(void **state) {
+  (void)state;
+  json_t *doc = call("POST", "/v1/projects", "{\"key\":\"shop\",\"name\":\"Shop\"}", 201);
+  assert_string_equal(string_of(doc, "key"), "shop");
+  assert_string_equal(string_of(doc, "name"), "Shop");
+  assert_int_equal(integer_of(doc, "version"), 1);
+  json_decref(doc);
+  for (int i = 0; i < 3; i++) {
+    char body[64];
+    snprintf(body, sizeof body, "{\"key\":\"p%d\"}", i);
+    json_decref(call("POST", "/v1/projects", body, 201));
+  }
+
+  struct fwt_response res;
+  fwt_request(server.port, "GET", "/v1/projects/shop", TOKEN, NULL, NULL, &res);
+  assert_int_equal(res.status, 200);
+  char etag[32];
+  assert_true(fwt_header(&res, "ETag", etag, sizeof etag));
+  assert_string_equal(etag, "\"1\"");
+  fwt_response_free(&res);
+
+  /* Pages of two, in key order: p0 p1 | p2 shop. */
+  doc = call("GET", "/v1/projects?limit=2", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "items")), 2);
+  assert_string_equal(string_of(json_array_get(json_object_get(doc, "items"), 0), "key"), "p0");
+  assert_string_equal(string_of(doc, "next"), "p1");
+  json_decref(doc);
+  doc = call("GET", "/v1/projects?limit=2&after=p1", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "items")), 2);
+  assert_string_equal(string_of(json_array_get(json_object_get(doc, "items"), 1), "key"), "shop");
+  assert_true(json_is_null(json_object_get(doc, "next")));
+  json_decref(doc);
+
+  doc = call("PATCH", "/v1/projects/shop", "{\"description\":\"the web shop\"}", 200);
+  assert_int_equal(integer_of(doc, "version"), 2);
+  assert_string_equal(string_of(doc, "name"), "Shop");
+  assert_string_equal(string_of(doc, "description"), "the web shop");
+  json_decref(doc);
+  /* A stale version is a conflict, by header or by field, and changes nothing. */
+  expect_error("PATCH", "/v1/projects/shop", TOKEN, "If-Match: \"1\"\r\n", "{\"name\":\"Nope\"}",
+               409, "version_conflict");
+  expect_error("PATCH", "/v1/projects/shop", TOKEN, NULL, "{\"name\":\"Nope\",\"version\":1}", 409,
+               "version_conflict");
+  doc = call("GET", "/v1/projects/shop", NULL, 200);
+  assert_string_equal(string_of(doc, "name"), "Shop");
+  json_decref(doc);
+}
+
+static void bad_project_requests_get_clear_errors(void **state) {
+  (void)state;
+  expect_error("POST", "/v1/projects", TOKEN, NULL, "{\"key\":\"shop\"}", 409, "duplicate_key");
+  expect_error("POST", "/v1/projects", TOKEN, NULL, "{\"key\":\"bad key!\"}", 422, "invalid_field");
+  expect_error("POST", "/v1/projects", TOKEN, NULL, "{\"key\":\"ok\",\"colour\":\"red\"}", 422,
+               "unknown_field");
+  expect_error("POST", "/v1/projects", TOKEN, NULL, "{\"name\":\"no key\"}", 422, "missing_field");
+  expect_error("POST", "/v1/projects", TOKEN, NULL, "{\"key\":42}", 422, "invalid_field");
+  expect_error("POST", "/v1/projects", TOKEN, NULL, "{\"key\":\"x\",}", 400, "malformed_json");
+  expect_error("POST", "/v1/projects", TOKEN, NULL, "[1,2]", 400, "malformed_json");
+  expect_error("POST", "/v1/projects", NULL, NULL, "{\"key\":\"x\"}", 401, "unauthorized");
+  expect_error("POST", "/v1/projects", "fw_adm_not-a-real-token-at-all-000000", NULL,
+               "{\"key\":\"x\"}", 401, "unauthorized");
+  expect_error("GET", "/v1/projects/nope", TOKEN, NULL, NULL, 404, "not_found");
+  expect_error("GET", "/v1/projects?limit=lots", TOKEN, NULL, NULL, 400, "invalid_query");
+  /* Nothing above created anything. */
+  json_t *doc = call("GET", "/v1/projects", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "items")), 4);
+  json_decref(doc);
+}
+
+static char server_key[128];
+
+static void environments_come_with_keys_shown_once(void **state) {
+  (void)state;
+  json_t *doc = call("POST", "/v1/projects/shop/environments",
+                     "{\"key\":\"prod\",\"name\":\"Production\"}", 201);
+  assert_string_equal(string_of(doc, "key"), "prod");
+  assert_int_equal(integer_of(doc, "revision"), 1);
+  assert_true(strncmp(string_of(doc, "server_key"), "fw_srv_", 7) == 0);
+  assert_true(strncmp(string_of(doc, "client_key"), "fw_cli_", 7) == 0);
+  assert_int_equal(strlen(string_of(doc, "server_key")), 7 + 43);
+  snprintf(server_key, sizeof server_key, "%s", string_of(doc, "server_key"));
+  json_decref(doc);
+  json_decref(call("POST", "/v1/projects/shop/environments", "{\"key\":\"staging\"}", 201));
+
+  doc = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
+  assert_null(json_object_get(doc, "server_key"));
+  assert_null(json_object_get(doc, "client_key"));
+  json_decref(doc);
+  doc = call("GET", "/v1/projects/shop/environments", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "items")), 2);
+  json_decref(doc);
+
+  expect_error("POST", "/v1/projects/shop/environments", TOKEN, NULL, "{\"key\":\"prod\"}", 409,
+               "duplicate_key");
+  expect_error("POST", "/v1/projects/none/environments", TOKEN, NULL, "{\"key\":\"prod\"}", 404,
+               "not_found");
+  /* An environment key is not an admin token. */
+  expect_error("GET", "/v1/projects", server_key, NULL, NULL, 403, "forbidden");
+}
+
+static void flags_are_created_in_every_environment(void **state) {
+  (void)state;
+  json_t *doc =
+      call("POST", "/v1/projects/shop/flags",
+           "{\"key\":\"new-checkout\",\"type\":\"boolean\",\"client_visible\":true}", 201);
+  json_t *variants = json_object_get(doc, "variants");
+  assert_int_equal(json_array_size(variants), 2);
+  assert_string_equal(string_of(json_array_get(variants, 0), "key"), "on");
+  assert_true(json_is_true(json_object_get(json_array_get(variants, 0), "value")));
+  assert_true(json_is_true(json_object_get(doc, "client_visible")));
+  json_decref(doc);
+
+  const char *envs[] = {"prod", "staging"};
+  for (size_t i = 0; i < 2; i++) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/projects/shop/environments/%s/flags/new-checkout", envs[i]);
+    doc = call("GET", path, NULL, 200);
+    assert_true(json_is_false(json_object_get(doc, "enabled")));
+    assert_string_equal(string_of(doc, "on_variant"), "on");
+    assert_string_equal(string_of(doc, "off_variant"), "off");
+    assert_int_equal(integer_of(doc, "revision"), 2); /* created at 1, this flag at 2 */
+    json_decref(doc);
+  }
+
+  doc = call("POST", "/v1/projects/shop/flags",
+             "{\"key\":\"price-tier\",\"type\":\"number\",\"variants\":["
+             "{\"key\":\"low\",\"value\":19.99},{\"key\":\"high\",\"value\":1e2}],"
+             "\"tags\":[\"pricing\"]}",
+             201);
+  json_decref(doc);
+  /* The user's numbers come back exactly as written. */
+  struct fwt_response res;
+  fwt_request(server.port, "GET", "/v1/projects/shop/flags/price-tier", TOKEN, NULL, NULL, &res);
+  assert_non_null(strstr(res.body, "{\"key\":\"low\",\"value\":19.99}"));
+  assert_non_null(strstr(res.body, "{\"key\":\"high\",\"value\":1e2}"));
+  fwt_response_free(&res);
+
+  doc = call("GET", "/v1/projects/shop/environments/prod/flags", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "items")), 2);
+  json_decref(doc);
+  doc = call("GET", "/v1/projects/shop/flags", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "items")), 2);
+  json_decref(doc);
+}
+
+static void bad_flags_are_refused(void **state) {
+  (void)state;
+  const char *path = "/v1/projects/shop/flags";
+  expect_error("POST", path, TOKEN, NULL, "{\"key\":\"new-checkout\"}", 409, "duplicate_key");
+  expect_error("POST", path, TOKEN, NULL, "{\"key\":\"s\",\"type\":\"string\"}", 422,
+               "missing_field");
+  expect_error("POST", path, TOKEN, NULL, "{\"key\":\"s\",\"type\":\"colour\"}", 422,
+               "invalid_field");
+  expect_error("POST", path, TOKEN, NULL,
+               "{\"key\":\"s\",\"type\":\"string\",\"variants\":[{\"key\":\"a\",\"value\":1}]}",
+               422, "invalid_field");
+  expect_error("POST", path, TOKEN, NULL,
+               "{\"key\":\"s\",\"type\":\"string\",\"variants\":[{\"key\":\"a\",\"value\":\"x\"},"
+               "{\"key\":\"a\",\"value\":\"y\"}]}",
+               422, "invalid_field");
+  expect_error("POST", path, TOKEN, NULL, "{\"key\":\"s\",\"tags\":[\"no spaces\"]}", 422,
+               "invalid_field");
+  expect_error("POST", path, TOKEN, NULL, "{\"key\":\"s\",\"client_visible\":\"yes\"}", 422,
+               "invalid_field");
+  expect_error("GET", "/v1/projects/shop/flags/absent", TOKEN, NULL, NULL, 404, "not_found");
+}
+
+static void flag_state_is_patched_and_toggled_with_revisions(void **state) {
+  (void)state;
+  const char *path = "/v1/projects/shop/environments/prod/flags/new-checkout";
+  json_t *doc = call("PATCH", path, "{\"enabled\":true}", 200);
+  assert_true(json_is_true(json_object_get(doc, "enabled")));
+  json_int_t revision = integer_of(doc, "revision");
+  json_int_t version = integer_of(doc, "state_version");
+  json_decref(doc);
+
+  doc = call("POST", "/v1/projects/shop/environments/prod/flags/new-checkout/toggle", NULL, 200);
+  assert_true(json_is_false(json_object_get(doc, "enabled")));
+  assert_int_equal(integer_of(doc, "revision"), revision + 1);
+  assert_int_equal(integer_of(doc, "state_version"), version + 1);
+  json_decref(doc);
+
+  /* A toggle conditional on a version already gone is refused: a retry cannot flip a
+   * kill switch back. */
+  char stale[64];
+  snprintf(stale, sizeof stale, "If-Match: \"%lld\"\r\n", (long long)version);
+  expect_error("POST", "/v1/projects/shop/environments/prod/flags/new-checkout/toggle", TOKEN,
+               stale, NULL, 409, "version_conflict");
+  doc = call("GET", path, NULL, 200);
+  assert_true(json_is_false(json_object_get(doc, "enabled")));
+  json_decref(doc);
+
+  /* Staging was not touched. */
+  doc = call("GET", "/v1/projects/shop/environments/staging/flags/new-checkout", NULL, 200);
+  assert_true(json_is_false(json_object_get(doc, "enabled")));
+  assert_int_equal(integer_of(doc, "state_version"), 1);
+  json_decref(doc);
+
+  doc = call("PATCH", "/v1/projects/shop/environments/prod/flags/price-tier",
+             "{\"on_variant\":\"high\",\"rollout\":[{\"variant\":\"low\",\"weight\":33.333},"
+             "{\"variant\":\"high\",\"weight\":66.667}],\"rules\":[]}",
+             200);
+  assert_string_equal(string_of(doc, "on_variant"), "high");
+  json_decref(doc);
+
+  const char *bad[][2] = {
+      {"{\"on_variant\":\"medium\"}", "invalid_field"},
+      {"{\"rollout\":[{\"variant\":\"low\",\"weight\":50}]}", "invalid_field"},
+      {"{\"rollout\":[{\"variant\":\"low\",\"weight\":50.0001},{\"variant\":\"high\",\"weight\":"
+       "49.9999}]}",
+       "invalid_field"},
+      {"{\"rules\":{}}", "invalid_field"},
+      {"{\"enabled\":1}", "invalid_field"},
+      {"{\"enabled\":true,\"extra\":1}", "unknown_field"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    expect_error("PATCH", "/v1/projects/shop/environments/prod/flags/price-tier", TOKEN, NULL,
+                 bad[i][0], 422, bad[i][1]);
+  expect_error("PATCH", "/v1/projects/shop/environments/prod/flags/absent", TOKEN, NULL,
+               "{\"enabled\":true}", 404, "not_found");
+  expect_error("PATCH", "/v1/projects/shop/environments/qa/flags/new-checkout", TOKEN, NULL,
+               "{\"enabled\":true}", 404, "not_found");
+}
+
+static void configs_keep_their_bytes(void **state) {
+  (void)state;
+  const char *path = "/v1/projects/shop/environments/prod/configs/prices";
+  struct fwt_response res;
+  fwt_request(server.port, "PUT", path, TOKEN, NULL, "{\"basic\": 19.99, \"pro\": 49.990}", &res);
+  assert_int_equal(res.status, 201);
+  assert_non_null(strstr(res.body, "\"value\":{\"basic\": 19.99, \"pro\": 49.990}"));
+  fwt_response_free(&res);
+
+  /* An envelope sets the value and can be conditional. */
+  fwt_request(server.port, "PUT", path, TOKEN, NULL,
+              "{\"value\":[12345678901234567890, 0.1],\"version\":1}", &res);
+  assert_int_equal(res.status, 200);
+  assert_non_null(strstr(res.body, "\"value\":[12345678901234567890, 0.1]"));
+  assert_non_null(strstr(res.body, "\"version\":2"));
+  fwt_response_free(&res);
+  expect_error("PUT", path, TOKEN, NULL, "{\"value\":1,\"version\":1}", 409, "version_conflict");
+
+  fwt_request(server.port, "PUT", "/v1/projects/shop/environments/prod/configs/prompt", TOKEN,
+              "Content-Type: text/plain; charset=utf-8\r\n", "Say \"hi\"\n\u00e9", &res);
+  assert_int_equal(res.status, 201);
+  assert_non_null(strstr(res.body, "\"content_type\":\"text/plain\""));
+  assert_non_null(strstr(res.body, "\"value\":\"Say \\\"hi\\\"\\u000a\u00e9\""));
+  fwt_response_free(&res);
+
+  fwt_request(server.port, "GET", path, TOKEN, NULL, NULL, &res);
+  assert_int_equal(res.status, 200);
+  assert_non_null(strstr(res.body, "[12345678901234567890, 0.1]"));
+  fwt_response_free(&res);
+
+  expect_error("PUT", path, TOKEN, NULL, "{\"value\":", 400, "malformed_json");
+  expect_error("PUT", path, TOKEN, "Content-Type: application/xml\r\n", "<a/>", 415,
+               "unsupported_media_type");
+  expect_error("PUT", "/v1/projects/shop/environments/prod/configs/bad%20key", TOKEN, NULL, "1",
+               404, "not_found");
+  expect_error("PUT", "/v1/projects/shop/environments/prod/configs/t", TOKEN,
+               "Content-Type: text/plain\r\n", "\xff\xfe", 422, "invalid_value");
+  json_t *doc = call("GET", "/v1/projects/shop/environments/prod/configs", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "items")), 2);
+  json_decref(doc);
+}
+
+/* Reads the whole change log of `env` and checks revisions run 1, 2, 3... without gaps;
+ * returns the last. */
+static json_int_t check_change_log(const char *env) {
+  json_int_t expected = 1, after = 0;
+  for (int page = 0; page < 1000; page++) {
+    char path[160];
+    snprintf(path, sizeof path, "/v1/projects/shop/environments/%s/changes?after=%lld&limit=3", env,
+             (long long)after);
+    json_t *doc = call("GET", path, NULL, 200);
+    json_t *items = json_object_get(doc, "items");
+    for (size_t i = 0; i < json_array_size(items); i++) {
+      json_t *item = json_array_get(items, i);
+      assert_int_equal(integer_of(item, "revision"), expected);
+      assert_string_equal(string_of(item, "actor"), "token:first-admin");
+      expected++;
+    }
+    json_t *next = json_object_get(doc, "next_after");
+    bool more = json_is_number(next);
+    if (more)
+      after = (json_int_t)json_number_value(next);
+    json_decref(doc);
+    if (!more)
+      return expected - 1;
+  }
+  fail_msg("the change log did not end");
+  return 0;
+}
+
+static void change_log_pages_without_gaps(void **state) {
+  (void)state;
+  json_int_t last = check_change_log("prod");
+  json_t *doc = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
+  assert_int_equal(integer_of(doc, "revision"), last);
+  json_decref(doc);
+  doc = call("GET", "/v1/projects/shop/environments/prod/changes?after=1&limit=1", NULL, 200);
+  json_t *first = json_array_get(json_object_get(doc, "items"), 0);
+  assert_string_equal(string_of(first, "kind"), "flag_created");
+  assert_string_equal(string_of(first, "key"), "new-checkout");
+  assert_true(json_is_false(json_object_get(json_object_get(first, "object"), "enabled")));
+  json_decref(doc);
+}
+
+static void everything_survives_a_restart(void **state) {
+  (void)state;
+  json_t *before = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
+  json_int_t revision = integer_of(before, "revision");
+  json_decref(before);
+  assert_int_equal(fwt_server_signal_and_wait(&server, SIGTERM, FWT_WAIT_MS), 0);
+
+  /* Same data directory, a new process, no new token printed. */
+  char data_arg[320];
+  snprintf(data_arg, sizeof data_arg, "%s", server.data_dir);
+  struct fwt_server again;
+  const char *args[] = {"--data", data_arg, NULL};
+  const char *env[] = {"FLAGWIRE_ADMIN_TOKEN=" TOKEN, NULL};
+  fwt_server_start(&again, args, env);
+  server.port = again.port;
+  json_t *doc = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
+  assert_int_equal(integer_of(doc, "revision"), revision);
+  json_decref(doc);
+  struct fwt_response res;
+  fwt_request(again.port, "GET", "/v1/projects/shop/environments/prod/configs/prices", TOKEN, NULL,
+              NULL, &res);
+  assert_non_null(strstr(res.body, "[12345678901234567890, 0.1]"));
+  fwt_response_free(&res);
+  /* Revisions go on from where they were. */
+  doc = call("POST", "/v1/projects/shop/environments/prod/flags/new-checkout/toggle", NULL, 200);
+  assert_int_equal(integer_of(doc, "revision"), revision + 1);
+  json_decref(doc);
+  assert_int_equal(check_change_log("prod"), revision + 1);
+  fwt_server_cleanup(&again);
+  server.port = 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(projects_are_created_read_listed_and_updated),
+      cmocka_unit_test(bad_project_requests_get_clear_errors),
+      cmocka_unit_test(environments_come_with_keys_shown_once),
+      cmocka_unit_test(flags_are_created_in_every_environment),
+      cmocka_unit_test(bad_flags_are_refused),
+      cmocka_unit_test(flag_state_is_patched_and_toggled_with_revisions),
+      cmocka_unit_test(configs_keep_their_bytes),
+      cmocka_unit_test(change_log_pages_without_gaps),
+      cmocka_unit_test(everything_survives_a_restart),
+  };
+  return cmocka_run_group_tests(tests, start_server, stop_server);
+}
