@@ -782,6 +782,84 @@ static void list_changes(struct fw_http_request *req, struct fw_http_response *r
   submit(ctx, req, res, fw_mutate_read_changes, m);
 }
 
+/* ---- flag definitions and deletions ---- */
+
+static void patch_flag(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_EDITOR);
+  if (!m)
+    return;
+  if (!path_key(req, res, "project", m->project) || !path_key(req, res, "key", m->key) ||
+      !if_match(req, res, m)) {
+    fw_mutation_free(m);
+    return;
+  }
+  static const char *const fields[] = {"name", "description",    "type",    "variants",
+                                       "tags", "client_visible", "version", NULL};
+  struct fw_body body;
+  char type[16];
+  struct fw_rawjson variants, tags;
+  bool has_variants, has_tags;
+  char error[256];
+  if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
+      !read_name_and_description(&body, m) ||
+      !fw_body_string(&body, "type", false, 15, type, sizeof type, &m->has_type) ||
+      !fw_body_raw(&body, "variants", false, &variants, &has_variants) ||
+      !fw_body_raw(&body, "tags", false, &tags, &has_tags) ||
+      !fw_body_bool(&body, "client_visible", false, &m->client_visible, &m->has_client_visible) ||
+      !body_version(&body, m))
+    return reject(&body, m, res, req);
+  if (m->has_type && !fw_flag_type_from(type, &m->type)) {
+    fw_body_fail(&body, 422, "invalid_field",
+                 "field 'type' must be boolean, string, number or json");
+    return reject(&body, m, res, req);
+  }
+  if (has_tags && !fw_flagdef_check_tags(tags, error, sizeof error)) {
+    fw_body_fail(&body, 422, "invalid_field", "%s", error);
+    return reject(&body, m, res, req);
+  }
+  /* Variants are checked against the flag's type by the writer, which knows it. */
+  if ((has_variants && !(m->variants = copy_raw(variants))) ||
+      (has_tags && !(m->tags = copy_raw(tags)))) {
+    fw_mutation_free(m);
+    return answer_out_of_memory(res, req);
+  }
+  submit(ctx, req, res, fw_mutate_update_flag, m);
+}
+
+/* A DELETE: scope from the path (`env` and `key` when the route has them), If-Match. */
+static void delete_object(struct fw_http_request *req, struct fw_http_response *res, void *ctx,
+                          enum fw_role need, fw_write_fn fn) {
+  struct fw_mutation *m = begin_write(ctx, req, res, need);
+  if (!m)
+    return;
+  bool ok = path_key(req, res, "project", m->project) &&
+            (!fw_http_param(req, "env") || path_key(req, res, "env", m->env)) &&
+            (!fw_http_param(req, "key") || path_key(req, res, "key", m->key)) &&
+            if_match(req, res, m);
+  if (!ok) {
+    fw_mutation_free(m);
+    return;
+  }
+  submit(ctx, req, res, fn, m);
+}
+
+static void delete_project(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  delete_object(req, res, ctx, FW_ROLE_ADMIN, fw_mutate_delete_project);
+}
+
+static void delete_environment(struct fw_http_request *req, struct fw_http_response *res,
+                               void *ctx) {
+  delete_object(req, res, ctx, FW_ROLE_ADMIN, fw_mutate_delete_environment);
+}
+
+static void delete_flag(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  delete_object(req, res, ctx, FW_ROLE_EDITOR, fw_mutate_delete_flag);
+}
+
+static void delete_config(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  delete_object(req, res, ctx, FW_ROLE_EDITOR, fw_mutate_delete_config);
+}
+
 /* ---- routes ---- */
 
 int fw_admin_register(struct fw_router *router, struct fw_admin *admin) {
@@ -794,12 +872,16 @@ int fw_admin_register(struct fw_router *router, struct fw_admin *admin) {
       {FW_HTTP_GET, "/v1/projects", list_projects},
       {FW_HTTP_GET, "/v1/projects/{project}", get_project},
       {FW_HTTP_PATCH, "/v1/projects/{project}", update_project},
+      {FW_HTTP_DELETE, "/v1/projects/{project}", delete_project},
       {FW_HTTP_POST, "/v1/projects/{project}/environments", create_environment},
       {FW_HTTP_GET, "/v1/projects/{project}/environments", list_environments},
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}", get_environment},
+      {FW_HTTP_DELETE, "/v1/projects/{project}/environments/{env}", delete_environment},
       {FW_HTTP_POST, "/v1/projects/{project}/flags", create_flag},
       {FW_HTTP_GET, "/v1/projects/{project}/flags", list_flags},
       {FW_HTTP_GET, "/v1/projects/{project}/flags/{key}", get_flag},
+      {FW_HTTP_PATCH, "/v1/projects/{project}/flags/{key}", patch_flag},
+      {FW_HTTP_DELETE, "/v1/projects/{project}/flags/{key}", delete_flag},
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/flags", list_env_flags},
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/flags/{key}", get_env_flag},
       {FW_HTTP_PATCH, "/v1/projects/{project}/environments/{env}/flags/{key}", patch_env_flag},
@@ -808,6 +890,7 @@ int fw_admin_register(struct fw_router *router, struct fw_admin *admin) {
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/configs", list_configs},
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/configs/{key}", get_config},
       {FW_HTTP_PUT, "/v1/projects/{project}/environments/{env}/configs/{key}", put_config},
+      {FW_HTTP_DELETE, "/v1/projects/{project}/environments/{env}/configs/{key}", delete_config},
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/changes", list_changes},
   };
   for (size_t i = 0; i < FW_ARRAY_LEN(routes); i++) {

@@ -416,6 +416,41 @@ static bool write_state(struct fw_write_ctx *ctx, const struct fw_mutation *m,
   return ok;
 }
 
+/* Reads a state's document back into fields; `on` and `off` hold the variant keys. */
+static void read_state(const struct fw_object *state, struct state_fields *f, char *on, char *off,
+                       size_t len) {
+  doc_string(state, "on_variant", on, len);
+  doc_string(state, "off_variant", off, len);
+  struct fw_rawjson rules = doc_member(state, "rules"), rollout = doc_member(state, "rollout");
+  *f = (struct state_fields){.enabled = doc_bool(state, "enabled"),
+                             .on_variant = on,
+                             .off_variant = off,
+                             .rules = rules.text,
+                             .rules_len = rules.len,
+                             .rollout = rollout.text,
+                             .rollout_len = rollout.len,
+                             .version = state->version};
+}
+
+/* Whether a state serves only variants of `variants`; `missing` receives one it lacks. */
+static bool state_fits_variants(const struct state_fields *f, struct fw_rawjson variants,
+                                char *missing, size_t missing_len) {
+  const char *served[] = {f->on_variant, f->off_variant};
+  for (size_t i = 0; i < 2; i++) {
+    if (!fw_flagdef_has_variant(variants, served[i])) {
+      snprintf(missing, missing_len, "%s", served[i]);
+      return false;
+    }
+  }
+  char error[256];
+  struct fw_rawjson rollout = {f->rollout, f->rollout_len};
+  if (!fw_flagdef_check_rollout(rollout, variants, error, sizeof error)) {
+    snprintf(missing, missing_len, "(one in its rollout)");
+    return false;
+  }
+  return true;
+}
+
 void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_mutation *m = mutation;
   struct fw_project_node *project = need_project(ctx, m->project);
@@ -432,20 +467,22 @@ void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation) {
     return;
   struct fw_rawjson variants = doc_member(flag, "variants");
   char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1];
-  doc_string(state, "on_variant", on, sizeof on);
-  doc_string(state, "off_variant", off, sizeof off);
-  struct fw_rawjson rules = doc_member(state, "rules"), rollout = doc_member(state, "rollout");
-  bool enabled = doc_bool(state, "enabled");
-  struct state_fields f = {
-      .enabled = m->toggle ? !enabled : (m->has_enabled ? m->enabled : enabled),
-      .on_variant = m->on_variant[0] ? m->on_variant : on,
-      .off_variant = m->off_variant[0] ? m->off_variant : off,
-      .rules = m->rules ? m->rules : rules.text,
-      .rules_len = m->rules ? strlen(m->rules) : rules.len,
-      .rollout = m->rollout ? m->rollout : rollout.text,
-      .rollout_len = m->rollout ? strlen(m->rollout) : rollout.len,
-      .version = state->version + 1,
-  };
+  struct state_fields f;
+  read_state(state, &f, on, off, sizeof on);
+  f.enabled = m->toggle ? !f.enabled : (m->has_enabled ? m->enabled : f.enabled);
+  if (m->on_variant[0])
+    f.on_variant = m->on_variant;
+  if (m->off_variant[0])
+    f.off_variant = m->off_variant;
+  if (m->rules) {
+    f.rules = m->rules;
+    f.rules_len = strlen(m->rules);
+  }
+  if (m->rollout) {
+    f.rollout = m->rollout;
+    f.rollout_len = strlen(m->rollout);
+  }
+  f.version = state->version + 1;
   char error[256];
   if (!fw_flagdef_has_variant(variants, f.on_variant) ||
       !fw_flagdef_has_variant(variants, f.off_variant)) {
@@ -468,19 +505,33 @@ void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation) {
 
 /* ---- flags ---- */
 
-static int flag_doc(struct fw_buf *out, const struct fw_mutation *m, const char *variants,
-                    int64_t now_ms) {
+/* The fields of a flag definition's document. */
+struct flag_fields {
+  const char *key, *name, *description, *type;
+  const char *variants;
+  size_t variants_len;
+  const char *tags;
+  size_t tags_len;
+  bool client_visible;
+  int64_t version;
+  const char *created_at; /* NULL: now */
+};
+
+static int flag_doc(struct fw_buf *out, const struct flag_fields *f, int64_t now_ms) {
   struct object_writer w;
   ow_begin(&w, out);
-  ow_string(&w, "key", m->key);
-  ow_string(&w, "name", m->has_name ? m->name : m->key);
-  ow_string(&w, "description", m->has_description ? m->description : "");
-  ow_string(&w, "type", fw_flag_type_name(m->type));
-  ow_raw(&w, "variants", variants, strlen(variants));
-  ow_raw(&w, "tags", m->tags ? m->tags : "[]", m->tags ? strlen(m->tags) : 2);
-  ow_bool(&w, "client_visible", m->has_client_visible && m->client_visible);
-  ow_int(&w, "version", 1);
-  ow_time(&w, "created_at", now_ms);
+  ow_string(&w, "key", f->key);
+  ow_string(&w, "name", f->name);
+  ow_string(&w, "description", f->description);
+  ow_string(&w, "type", f->type);
+  ow_raw(&w, "variants", f->variants, f->variants_len);
+  ow_raw(&w, "tags", f->tags, f->tags_len);
+  ow_bool(&w, "client_visible", f->client_visible);
+  ow_int(&w, "version", f->version);
+  if (f->created_at)
+    ow_string(&w, "created_at", f->created_at);
+  else
+    ow_time(&w, "created_at", now_ms);
   ow_time(&w, "updated_at", now_ms);
   return ow_end(&w);
 }
@@ -500,7 +551,17 @@ void fw_mutate_create_flag(struct fw_write_ctx *ctx, void *mutation) {
   fw_buf_init(&doc, DOC_MAX);
   fw_buf_init(&view, DOC_MAX);
   struct fw_object *flag = NULL;
-  if (flag_doc(&doc, m, variants_text, ctx->now_ms)) {
+  struct flag_fields fields = {.key = m->key,
+                               .name = m->has_name ? m->name : m->key,
+                               .description = m->has_description ? m->description : "",
+                               .type = fw_flag_type_name(m->type),
+                               .variants = variants_text,
+                               .variants_len = strlen(variants_text),
+                               .tags = m->tags ? m->tags : "[]",
+                               .tags_len = m->tags ? strlen(m->tags) : 2,
+                               .client_visible = m->has_client_visible && m->client_visible,
+                               .version = 1};
+  if (flag_doc(&doc, &fields, ctx->now_ms)) {
     out_of_memory(ctx);
     goto done;
   }
@@ -538,6 +599,128 @@ done:
   fw_object_unref(flag);
   fw_buf_free(&doc);
   fw_buf_free(&view);
+}
+
+void fw_mutate_update_flag(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  if (!project)
+    return;
+  struct fw_object *flag = fw_project_flag(project, m->key);
+  if (!flag) {
+    fw_write_fail(ctx, 404, "not_found", "no flag '%s' in project '%s'", m->key, m->project);
+    return;
+  }
+  if (!version_matches(ctx, m, flag->version))
+    return;
+  char name[FW_NAME_MAX + 1], description[FW_DESCRIPTION_MAX + 1], type[16], created_at[64];
+  doc_string(flag, "name", name, sizeof name);
+  doc_string(flag, "description", description, sizeof description);
+  doc_string(flag, "type", type, sizeof type);
+  doc_string(flag, "created_at", created_at, sizeof created_at);
+  struct fw_rawjson old_variants = doc_member(flag, "variants"),
+                    old_tags = doc_member(flag, "tags");
+  enum fw_flag_type old_type;
+  if (m->has_type && (!fw_flag_type_from(type, &old_type) || old_type != m->type)) {
+    fw_write_fail(ctx, 422, "invalid_field", "a flag's type cannot change (it is %s)", type);
+    return;
+  }
+  struct fw_rawjson variants =
+      m->variants ? (struct fw_rawjson){m->variants, strlen(m->variants)} : old_variants;
+  char error[256];
+  if (m->variants && fw_flag_type_from(type, &old_type) &&
+      !fw_flagdef_check_variants(old_type, variants, error, sizeof error)) {
+    fw_write_fail(ctx, 422, "invalid_field", "%s", error);
+    return;
+  }
+  /* No environment may be left serving a variant that is gone. */
+  for (size_t i = 0; m->variants && i < project->env_count; i++) {
+    struct fw_object *state = fw_env_state(project->envs[i], m->key);
+    char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1], missing[FW_KEY_MAX + 32];
+    struct state_fields f;
+    read_state(state, &f, on, off, sizeof on);
+    if (!state_fits_variants(&f, variants, missing, sizeof missing)) {
+      fw_write_fail(ctx, 409, "variant_in_use",
+                    "environment '%s' serves variant %s; change its state first",
+                    project->envs[i]->env->key, missing);
+      return;
+    }
+  }
+  struct flag_fields fields = {.key = m->key,
+                               .name = m->has_name ? m->name : name,
+                               .description = m->has_description ? m->description : description,
+                               .type = type,
+                               .variants = variants.text,
+                               .variants_len = variants.len,
+                               .tags = m->tags ? m->tags : old_tags.text,
+                               .tags_len = m->tags ? strlen(m->tags) : old_tags.len,
+                               .client_visible = m->has_client_visible
+                                                     ? m->client_visible
+                                                     : doc_bool(flag, "client_visible"),
+                               .version = flag->version + 1,
+                               .created_at = created_at};
+  struct fw_buf doc, view;
+  fw_buf_init(&doc, DOC_MAX);
+  fw_buf_init(&view, DOC_MAX);
+  struct fw_object *next = NULL;
+  if (flag_doc(&doc, &fields, ctx->now_ms)) {
+    out_of_memory(ctx);
+    goto done;
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_FLAGS,
+                             .id = flag->id,
+                             .parent_id = project->project->id,
+                             .key = m->key,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = fields.version};
+  if (store_failed(ctx, ctx->store->ops->put_doc(ctx->store, &row), "the flag"))
+    goto done;
+  next = fw_object_new(FW_TABLE_FLAGS, flag->id, project->project->id, m->key, doc.data, doc.len,
+                       fields.version);
+  if (!next || !advance(ctx, fw_world_with_flag(ctx->world, m->project, next))) {
+    if (!ctx->error_code)
+      out_of_memory(ctx);
+    goto done;
+  }
+  /* A project-level change: one revision in every environment, in this transaction. */
+  for (size_t i = 0; i < project->env_count; i++) {
+    struct fw_object *state = fw_env_state(project->envs[i], m->key);
+    char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1];
+    struct state_fields f;
+    read_state(state, &f, on, off, sizeof on);
+    if (!write_state(ctx, m, m->project, project->envs[i], next, &f, "flag_updated", &view))
+      goto done;
+  }
+  respond(ctx, 200, doc.data, doc.len);
+done:
+  fw_object_unref(next);
+  fw_buf_free(&doc);
+  fw_buf_free(&view);
+}
+
+void fw_mutate_delete_flag(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  if (!project)
+    return;
+  struct fw_object *flag = fw_project_flag(project, m->key);
+  if (!flag) {
+    fw_write_fail(ctx, 404, "not_found", "no flag '%s' in project '%s'", m->key, m->project);
+    return;
+  }
+  if (!version_matches(ctx, m, flag->version))
+    return;
+  int rc = ctx->store->ops->delete_doc(ctx->store, FW_TABLE_FLAGS, flag->id, 0);
+  if (store_failed(ctx, rc, "the flag") ||
+      !advance(ctx, fw_world_without_flag(ctx->world, m->project, m->key)))
+    return;
+  for (size_t i = 0; i < project->env_count; i++) {
+    int64_t revision;
+    if (!log_change(ctx, m->project, project->envs[i], "flag_deleted", m->key, NULL, m, &revision))
+      return;
+  }
+  ctx->status = 204;
 }
 
 /* ---- environments ---- */
@@ -743,6 +926,69 @@ void fw_mutate_put_config(struct fw_write_ctx *ctx, void *mutation) {
 done:
   fw_object_unref(object);
   fw_buf_free(&doc);
+}
+
+void fw_mutate_delete_config(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  struct fw_env_node *env = project ? need_env(ctx, project, m->env) : NULL;
+  if (!env)
+    return;
+  struct fw_object *config = fw_env_config(env, m->key);
+  if (!config) {
+    fw_write_fail(ctx, 404, "not_found", "no config '%s' in environment '%s'", m->key, m->env);
+    return;
+  }
+  if (!version_matches(ctx, m, config->version))
+    return;
+  int64_t revision;
+  int rc = ctx->store->ops->delete_doc(ctx->store, FW_TABLE_CONFIGS, config->id, 0);
+  if (store_failed(ctx, rc, "the config") ||
+      !advance(ctx, fw_world_without_config(ctx->world, m->project, m->env, m->key)) ||
+      !log_change(ctx, m->project, env, "config_deleted", m->key, NULL, m, &revision))
+    return;
+  ctx->status = 204;
+}
+
+void fw_mutate_delete_environment(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  struct fw_env_node *env = project ? need_env(ctx, project, m->env) : NULL;
+  if (!env || !version_matches(ctx, m, env->env->version))
+    return;
+  /* Its states, configs, keys and change log go with it (the store cascades). */
+  int rc = ctx->store->ops->delete_doc(ctx->store, FW_TABLE_ENVIRONMENTS, env->env->id, 0);
+  if (store_failed(ctx, rc, "the environment") ||
+      !advance(ctx, fw_world_without_env(ctx->world, m->project, m->env)))
+    return;
+  ctx->status = 204;
+}
+
+void fw_mutate_delete_project(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  if (!project || !version_matches(ctx, m, project->project->version))
+    return;
+  /* Deleting what still holds environments or flags would take them silently: name
+   * them instead. */
+  if (project->env_count || project->flag_count) {
+    char referrers[200] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < project->env_count && used + 1 < sizeof referrers; i++)
+      used += (size_t)snprintf(referrers + used, sizeof referrers - used, "%senvironment '%s'",
+                               used ? ", " : "", project->envs[i]->env->key);
+    for (size_t i = 0; i < project->flag_count && used + 1 < sizeof referrers; i++)
+      used += (size_t)snprintf(referrers + used, sizeof referrers - used, "%sflag '%s'",
+                               used ? ", " : "", project->flags[i]->key);
+    fw_write_fail(ctx, 409, "in_use", "project '%s' still has %s; delete them first", m->project,
+                  referrers);
+    return;
+  }
+  int rc = ctx->store->ops->delete_doc(ctx->store, FW_TABLE_PROJECTS, project->project->id, 0);
+  if (store_failed(ctx, rc, "the project") ||
+      !advance(ctx, fw_world_without_project(ctx->world, m->project)))
+    return;
+  ctx->status = 204;
 }
 
 /* ---- the change log ---- */

@@ -27,6 +27,7 @@ struct fw_mutation {
   bool has_description;
   /* Flags */
   enum fw_flag_type type;
+  bool has_type;
   char *variants; /* raw JSON array, validated; owned; NULL for the type's default */
   char *tags;     /* raw JSON array of strings, validated; owned; NULL for none */
   bool client_visible, has_client_visible;
@@ -59,6 +60,16 @@ void fw_mutate_create_project(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_update_project(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_create_flag(struct fw_write_ctx *ctx, void *mutation);
+/* Changes a flag's definition: one revision in every environment of its project. */
+void fw_mutate_update_flag(struct fw_write_ctx *ctx, void *mutation);
+/* Deletes (conditionally on `if_version`, when given) and logs flag_deleted or
+ * config_deleted in every environment concerned. Deleting an environment takes its
+ * states, configs, keys and change log; a project must be empty first (409 naming what
+ * it still has). All answer 204. */
+void fw_mutate_delete_flag(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_delete_config(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_delete_environment(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_delete_project(struct fw_write_ctx *ctx, void *mutation);
 /* Changes a flag's state in one environment: fields of the mutation, or `toggle`. */
 void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_put_config(struct fw_write_ctx *ctx, void *mutation);

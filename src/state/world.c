@@ -509,6 +509,94 @@ struct fw_world *fw_world_with_revision(const struct fw_world *world, const char
   return next;
 }
 
+/* Removes `key` from a sorted object array the caller owns alone. False when absent. */
+static bool objects_remove(struct fw_object **items, size_t *count, const char *key) {
+  bool found;
+  size_t at = search_objects(items, *count, key, &found);
+  if (!found)
+    return false;
+  fw_object_unref(items[at]);
+  memmove(items + at, items + at + 1, (*count - at - 1) * sizeof *items);
+  (*count)--;
+  return true;
+}
+
+struct fw_world *fw_world_without_project(const struct fw_world *world, const char *project_key) {
+  bool found;
+  size_t at = search_projects(world->projects, world->project_count, project_key, &found);
+  struct fw_world *next = found ? world_copy(world) : NULL;
+  if (!next)
+    return NULL;
+  project_unref(next->projects[at]);
+  memmove(next->projects + at, next->projects + at + 1,
+          (next->project_count - at - 1) * sizeof *next->projects);
+  next->project_count--;
+  return next;
+}
+
+struct fw_world *fw_world_without_env(const struct fw_world *world, const char *project_key,
+                                      const char *env_key) {
+  struct fw_project_node *project;
+  struct fw_world *next = copy_to_project(world, project_key, &project);
+  if (!next)
+    return NULL;
+  bool found;
+  size_t at = search_envs(project->envs, project->env_count, env_key, &found);
+  if (!found) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  int64_t environment_id = project->envs[at]->env->id;
+  env_unref(project->envs[at]);
+  memmove(project->envs + at, project->envs + at + 1,
+          (project->env_count - at - 1) * sizeof *project->envs);
+  project->env_count--;
+  /* Its keys go with it. */
+  size_t kept = 0;
+  for (size_t i = 0; i < next->credential_count; i++)
+    if (next->credentials[i].kind == FW_CREDENTIAL_ADMIN ||
+        next->credentials[i].environment_id != environment_id)
+      next->credentials[kept++] = next->credentials[i];
+  next->credential_count = kept;
+  return next;
+}
+
+struct fw_world *fw_world_without_flag(const struct fw_world *world, const char *project_key,
+                                       const char *flag_key) {
+  struct fw_project_node *project;
+  struct fw_world *next = copy_to_project(world, project_key, &project);
+  if (!next)
+    return NULL;
+  if (!objects_remove(project->flags, &project->flag_count, flag_key)) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  for (size_t i = 0; i < project->env_count; i++) {
+    if (!fw_env_state(project->envs[i], flag_key))
+      continue;
+    struct fw_env_node *env = env_copy(project->envs[i]);
+    if (!env) {
+      fw_world_unref(next);
+      return NULL;
+    }
+    objects_remove(env->states, &env->state_count, flag_key);
+    env_unref(project->envs[i]);
+    project->envs[i] = env;
+  }
+  return next;
+}
+
+struct fw_world *fw_world_without_config(const struct fw_world *world, const char *project_key,
+                                         const char *env_key, const char *key) {
+  struct fw_env_node *env;
+  struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
+  if (next && !objects_remove(env->configs, &env->config_count, key)) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  return next;
+}
+
 struct fw_world *fw_world_with_credential(const struct fw_world *world,
                                           const struct fw_credential *credential) {
   struct fw_world *next = world_copy(world);

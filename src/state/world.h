@@ -136,6 +136,15 @@ struct fw_world *fw_world_with_env_object(const struct fw_world *world, const ch
 /* Records that an environment reached `revision` at `at_ms`. */
 struct fw_world *fw_world_with_revision(const struct fw_world *world, const char *project_key,
                                         const char *env_key, int64_t revision, int64_t at_ms);
+/* Removals, each also dropping what the removed thing owns: a flag's states in every
+ * environment, an environment's keys. NULL when out of memory or when it is absent. */
+struct fw_world *fw_world_without_project(const struct fw_world *world, const char *project_key);
+struct fw_world *fw_world_without_env(const struct fw_world *world, const char *project_key,
+                                      const char *env_key);
+struct fw_world *fw_world_without_flag(const struct fw_world *world, const char *project_key,
+                                       const char *flag_key);
+struct fw_world *fw_world_without_config(const struct fw_world *world, const char *project_key,
+                                         const char *env_key, const char *key);
 struct fw_world *fw_world_with_credential(const struct fw_world *world,
                                           const struct fw_credential *credential);
 

@@ -26,6 +26,11 @@ enum statement {
   STMT_PUT_FLAG_STATE,
   STMT_INSERT_CONFIG,
   STMT_UPDATE_CONFIG,
+  STMT_DELETE_PROJECT,
+  STMT_DELETE_ENVIRONMENT,
+  STMT_DELETE_FLAG,
+  STMT_DELETE_FLAG_STATE,
+  STMT_DELETE_CONFIG,
   STMT_PUT_CREDENTIAL,
   STMT_NEXT_REVISION,
   STMT_APPEND_CHANGE,
@@ -48,6 +53,11 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_INSERT_CONFIG] = "INSERT INTO configs (environment_id, key, doc, version)"
                            " VALUES (?2, ?3, ?4, ?5)",
     [STMT_UPDATE_CONFIG] = "UPDATE configs SET doc = ?4, version = ?5 WHERE id = ?1",
+    [STMT_DELETE_PROJECT] = "DELETE FROM projects WHERE id = ?1",
+    [STMT_DELETE_ENVIRONMENT] = "DELETE FROM environments WHERE id = ?1",
+    [STMT_DELETE_FLAG] = "DELETE FROM flags WHERE id = ?1",
+    [STMT_DELETE_FLAG_STATE] = "DELETE FROM flag_states WHERE flag_id = ?1 AND environment_id = ?2",
+    [STMT_DELETE_CONFIG] = "DELETE FROM configs WHERE id = ?1",
     [STMT_PUT_CREDENTIAL] =
         "INSERT INTO credentials (hash, kind, environment_id, role, name, created_ms, expires_ms)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO UPDATE SET"
@@ -300,6 +310,26 @@ static int sqlite_put_doc(struct fw_store *store, struct fw_store_doc *doc) {
   return rc;
 }
 
+static int sqlite_delete_doc(struct fw_store *store, enum fw_store_table table, int64_t id,
+                             int64_t parent_id) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  static const enum statement deletes[] = {[FW_TABLE_PROJECTS] = STMT_DELETE_PROJECT,
+                                           [FW_TABLE_ENVIRONMENTS] = STMT_DELETE_ENVIRONMENT,
+                                           [FW_TABLE_FLAGS] = STMT_DELETE_FLAG,
+                                           [FW_TABLE_FLAG_STATES] = STMT_DELETE_FLAG_STATE,
+                                           [FW_TABLE_CONFIGS] = STMT_DELETE_CONFIG};
+  sqlite3_stmt *stmt = statement(s, deletes[table]);
+  if (!stmt)
+    return FW_EIO;
+  sqlite3_bind_int64(stmt, 1, id);
+  if (table == FW_TABLE_FLAG_STATES)
+    sqlite3_bind_int64(stmt, 2, parent_id);
+  int rc = run(s, stmt);
+  if (rc == FW_OK && sqlite3_changes(s->db) != 1)
+    rc = FW_ENOTFOUND;
+  return rc;
+}
+
 static const char *const credential_kinds[] = {"server", "client", "admin"};
 
 static int sqlite_put_credential(struct fw_store *store,
@@ -530,6 +560,7 @@ static const struct fw_store_ops sqlite_ops = {
     .release = sqlite_release,
     .rollback_savepoint = sqlite_rollback_savepoint,
     .put_doc = sqlite_put_doc,
+    .delete_doc = sqlite_delete_doc,
     .put_credential = sqlite_put_credential,
     .next_revision = sqlite_next_revision,
     .append_change = sqlite_append_change,

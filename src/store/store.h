@@ -112,6 +112,11 @@ struct fw_store_ops {
   /* Inserts (doc->id == 0; the new id is written back) or replaces a document.
    * FW_EEXISTS when the key is taken in its owner. */
   FW_MUST_CHECK int (*put_doc)(struct fw_store *store, struct fw_store_doc *doc);
+  /* Deletes a document (a flag state: flag `id` in environment `parent_id`), and with a
+   * flag or environment everything it owns. FW_ENOTFOUND when absent; FW_EINVAL when
+   * something still refers to it. */
+  FW_MUST_CHECK int (*delete_doc)(struct fw_store *store, enum fw_store_table table, int64_t id,
+                                  int64_t parent_id);
   FW_MUST_CHECK int (*put_credential)(struct fw_store *store,
                                       const struct fw_store_credential *credential);
   /* Takes the environment's next revision, read and advanced in its own row, and the

@@ -383,6 +383,99 @@ static void change_log_pages_without_gaps(void **state) {
   json_decref(doc);
 }
 
+static void flag_definitions_change_in_every_environment(void **state) {
+  (void)state;
+  json_t *before = call("GET", "/v1/projects/shop/environments/staging", NULL, 200);
+  json_int_t staging_revision = integer_of(before, "revision");
+  json_decref(before);
+  json_t *doc = call("PATCH", "/v1/projects/shop/flags/price-tier",
+                     "{\"tags\":[\"pricing\",\"q4\"],\"client_visible\":true}", 200);
+  assert_int_equal(integer_of(doc, "version"), 2);
+  assert_int_equal(json_array_size(json_object_get(doc, "tags")), 2);
+  json_decref(doc);
+  /* One revision in each environment, carrying the new definition. */
+  doc = call("GET", "/v1/projects/shop/environments/staging/flags/price-tier", NULL, 200);
+  assert_int_equal(integer_of(doc, "revision"), staging_revision + 1);
+  assert_true(json_is_true(json_object_get(doc, "client_visible")));
+  json_decref(doc);
+
+  /* prod serves "high" and rolls out over both: dropping either is refused, naming prod. */
+  struct fwt_response res;
+  fwt_request(server.port, "PATCH", "/v1/projects/shop/flags/price-tier", TOKEN, NULL,
+              "{\"variants\":[{\"key\":\"low\",\"value\":1}]}", &res);
+  assert_int_equal(res.status, 409);
+  assert_non_null(strstr(res.body, "variant_in_use"));
+  assert_non_null(strstr(res.body, "'prod'"));
+  fwt_response_free(&res);
+  expect_error("PATCH", "/v1/projects/shop/flags/price-tier", TOKEN, NULL, "{\"type\":\"string\"}",
+               422, "invalid_field");
+  expect_error("PATCH", "/v1/projects/shop/flags/price-tier", TOKEN, NULL,
+               "{\"variants\":[{\"key\":\"low\",\"value\":\"cheap\"}]}", 422, "invalid_field");
+  expect_error("PATCH", "/v1/projects/shop/flags/price-tier", TOKEN, "If-Match: \"1\"\r\n",
+               "{\"name\":\"x\"}", 409, "version_conflict");
+  /* Adding a variant is fine. */
+  doc = call("PATCH", "/v1/projects/shop/flags/price-tier",
+             "{\"variants\":[{\"key\":\"low\",\"value\":19.99},{\"key\":\"high\",\"value\":1e2},"
+             "{\"key\":\"mid\",\"value\":50}]}",
+             200);
+  assert_int_equal(json_array_size(json_object_get(doc, "variants")), 3);
+  json_decref(doc);
+}
+
+static void deletions_are_logged_and_guarded(void **state) {
+  (void)state;
+  json_decref(call("PUT", "/v1/projects/shop/environments/prod/configs/temp", "1", 201));
+  struct fwt_response res;
+  fwt_request(server.port, "DELETE", "/v1/projects/shop/environments/prod/configs/temp", TOKEN,
+              NULL, NULL, &res);
+  assert_int_equal(res.status, 204);
+  fwt_response_free(&res);
+  expect_error("GET", "/v1/projects/shop/environments/prod/configs/temp", TOKEN, NULL, NULL, 404,
+               "not_found");
+  expect_error("DELETE", "/v1/projects/shop/environments/prod/configs/temp", TOKEN, NULL, NULL, 404,
+               "not_found");
+
+  json_decref(call("POST", "/v1/projects/shop/flags", "{\"key\":\"short-lived\"}", 201));
+  json_t *env = call("GET", "/v1/projects/shop/environments/staging", NULL, 200);
+  json_int_t revision = integer_of(env, "revision");
+  json_decref(env);
+  fwt_request(server.port, "DELETE", "/v1/projects/shop/flags/short-lived", TOKEN, NULL, NULL,
+              &res);
+  assert_int_equal(res.status, 204);
+  fwt_response_free(&res);
+  expect_error("GET", "/v1/projects/shop/environments/staging/flags/short-lived", TOKEN, NULL, NULL,
+               404, "not_found");
+  char path[160];
+  snprintf(path, sizeof path, "/v1/projects/shop/environments/staging/changes?after=%lld",
+           (long long)revision);
+  json_t *doc = call("GET", path, NULL, 200);
+  json_t *item = json_array_get(json_object_get(doc, "items"), 0);
+  assert_string_equal(string_of(item, "kind"), "flag_deleted");
+  assert_string_equal(string_of(item, "key"), "short-lived");
+  assert_true(json_is_null(json_object_get(item, "object")));
+  json_decref(doc);
+
+  /* A project that still has environments and flags names them instead of vanishing. */
+  fwt_request(server.port, "DELETE", "/v1/projects/shop", TOKEN, NULL, NULL, &res);
+  assert_int_equal(res.status, 409);
+  assert_non_null(strstr(res.body, "\"code\":\"in_use\""));
+  assert_non_null(strstr(res.body, "environment 'prod'"));
+  assert_non_null(strstr(res.body, "flag 'new-checkout'"));
+  fwt_response_free(&res);
+
+  json_decref(call("POST", "/v1/projects", "{\"key\":\"scratch\"}", 201));
+  json_decref(call("POST", "/v1/projects/scratch/environments", "{\"key\":\"tmp\"}", 201));
+  fwt_request(server.port, "DELETE", "/v1/projects/scratch/environments/tmp", TOKEN, NULL, NULL,
+              &res);
+  assert_int_equal(res.status, 204);
+  fwt_response_free(&res);
+  fwt_request(server.port, "DELETE", "/v1/projects/scratch", TOKEN, "If-Match: \"1\"\r\n", NULL,
+              &res);
+  assert_int_equal(res.status, 204);
+  fwt_response_free(&res);
+  expect_error("GET", "/v1/projects/scratch", TOKEN, NULL, NULL, 404, "not_found");
+}
+
 static void everything_survives_a_restart(void **state) {
   (void)state;
   json_t *before = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
@@ -425,6 +518,8 @@ int main(void) {
       cmocka_unit_test(flag_state_is_patched_and_toggled_with_revisions),
       cmocka_unit_test(configs_keep_their_bytes),
       cmocka_unit_test(change_log_pages_without_gaps),
+      cmocka_unit_test(flag_definitions_change_in_every_environment),
+      cmocka_unit_test(deletions_are_logged_and_guarded),
       cmocka_unit_test(everything_survives_a_restart),
   };
   return cmocka_run_group_tests(tests, start_server, stop_server);
