@@ -13,10 +13,10 @@
 
 enum fw_error {
   FW_OK = 0,
-  FW_ENOMEM = -1,   /* an allocation failed */
-  FW_ETOOBIG = -2,  /* a hard cap on a buffer or count was reached */
-  FW_EINVAL = -3,   /* malformed input */
-  FW_EIO = -4,      /* the operating system or a library refused */
+  FW_ENOMEM = -1,    /* an allocation failed */
+  FW_ETOOBIG = -2,   /* a hard cap on a buffer or count was reached */
+  FW_EINVAL = -3,    /* malformed input */
+  FW_EIO = -4,       /* the operating system or a library refused */
   FW_ENOTFOUND = -5, /* the thing asked for does not exist */
   FW_EEXISTS = -6    /* a unique key is taken already */
 };
