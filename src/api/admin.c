@@ -860,6 +860,138 @@ static void delete_config(struct fw_http_request *req, struct fw_http_response *
   delete_object(req, res, ctx, FW_ROLE_EDITOR, fw_mutate_delete_config);
 }
 
+/* ---- admin tokens and environment keys ---- */
+
+/* Reads "expires_in_seconds" (absent: `default_ms`, which may be -1 for never). */
+static bool read_expiry(struct fw_body *body, int64_t default_ms, int64_t *out) {
+  struct fw_rawjson raw;
+  bool present;
+  if (!fw_body_raw(body, "expires_in_seconds", false, &raw, &present))
+    return false;
+  *out = default_ms;
+  if (!present)
+    return true;
+  char *end;
+  long long seconds = strtoll(raw.text, &end, 10);
+  if (fw_rawjson_type(raw) != FW_RAWJSON_NUMBER || end != raw.text + raw.len || seconds < 0 ||
+      seconds > 10LL * 365 * 24 * 3600)
+    return fw_body_fail(body, 422, "invalid_field",
+                        "field 'expires_in_seconds' must be a whole number of seconds, at most "
+                        "ten years");
+  *out = seconds * 1000;
+  return true;
+}
+
+static void issue_token(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_ADMIN);
+  if (!m)
+    return;
+  static const char *const fields[] = {"name", "role", "expires_in_seconds", NULL};
+  struct fw_body body;
+  if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
+      !fw_body_string(&body, "name", true, 47, m->name, sizeof m->name, NULL) ||
+      !fw_body_string(&body, "role", true, sizeof m->role - 1, m->role, sizeof m->role, NULL) ||
+      !read_expiry(&body, -1, &m->expires_in_ms))
+    return reject(&body, m, res, req);
+  if (strcmp(m->role, "admin") && strcmp(m->role, "editor") && strcmp(m->role, "viewer")) {
+    fw_body_fail(&body, 422, "invalid_field", "field 'role' must be admin, editor or viewer");
+    return reject(&body, m, res, req);
+  }
+  submit(ctx, req, res, fw_mutate_issue_admin_token, m);
+}
+
+/* Lists the credentials of one kind group: admin tokens, or one environment's keys. */
+static void answer_credentials(struct fw_http_response *res, const struct fw_http_request *req,
+                               const struct fw_world *world, bool admin_tokens,
+                               int64_t environment_id) {
+  res->status = 200;
+  res->content_type = "application/json";
+  int rc = fw_buf_append_str(res->body, "{\"items\":[");
+  size_t count = 0;
+  for (size_t i = 0; !rc && i < world->credential_count; i++) {
+    const struct fw_credential *c = &world->credentials[i];
+    bool wanted = admin_tokens
+                      ? c->kind == FW_CREDENTIAL_ADMIN
+                      : c->kind != FW_CREDENTIAL_ADMIN && c->environment_id == environment_id;
+    if (!wanted)
+      continue;
+    if (count++)
+      rc = fw_buf_append_char(res->body, ',');
+    if (!rc)
+      rc = fw_render_credential(res->body, c);
+  }
+  if (!rc)
+    rc = fw_buf_append_str(res->body, "],\"next\":null}");
+  if (rc)
+    answer_out_of_memory(res, req);
+}
+
+static void list_tokens(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  char actor[96];
+  const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_ADMIN, actor, sizeof actor);
+  if (world)
+    answer_credentials(res, req, world, true, 0);
+}
+
+static void revoke_token(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_ADMIN);
+  if (!m)
+    return;
+  if (!path_key(req, res, "id", m->credential_id)) {
+    fw_mutation_free(m);
+    return;
+  }
+  submit(ctx, req, res, fw_mutate_revoke_credential, m);
+}
+
+static void list_keys(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  char actor[96];
+  const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_ADMIN, actor, sizeof actor);
+  struct fw_project_node *project;
+  struct fw_env_node *env;
+  if (world && find_scope(world, req, res, &project, &env))
+    answer_credentials(res, req, world, false, env->env->id);
+}
+
+static void rotate_key(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_ADMIN);
+  if (!m)
+    return;
+  if (!path_key(req, res, "project", m->project) || !path_key(req, res, "env", m->env)) {
+    fw_mutation_free(m);
+    return;
+  }
+  static const char *const fields[] = {"kind", "expires_in_seconds", NULL};
+  struct fw_body body;
+  char kind[16];
+  /* By default the old keys live one more day, so clients can move over. */
+  if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
+      !fw_body_string(&body, "kind", true, sizeof kind - 1, kind, sizeof kind, NULL) ||
+      !read_expiry(&body, 24LL * 3600 * 1000, &m->expires_in_ms))
+    return reject(&body, m, res, req);
+  if (!strcmp(kind, "server")) {
+    m->kind = FW_CREDENTIAL_SERVER;
+  } else if (!strcmp(kind, "client")) {
+    m->kind = FW_CREDENTIAL_CLIENT;
+  } else {
+    fw_body_fail(&body, 422, "invalid_field", "field 'kind' must be server or client");
+    return reject(&body, m, res, req);
+  }
+  submit(ctx, req, res, fw_mutate_rotate_key, m);
+}
+
+static void revoke_key(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_ADMIN);
+  if (!m)
+    return;
+  if (!path_key(req, res, "project", m->project) || !path_key(req, res, "env", m->env) ||
+      !path_key(req, res, "id", m->credential_id)) {
+    fw_mutation_free(m);
+    return;
+  }
+  submit(ctx, req, res, fw_mutate_revoke_credential, m);
+}
+
 /* ---- routes ---- */
 
 int fw_admin_register(struct fw_router *router, struct fw_admin *admin) {
@@ -892,6 +1024,12 @@ int fw_admin_register(struct fw_router *router, struct fw_admin *admin) {
       {FW_HTTP_PUT, "/v1/projects/{project}/environments/{env}/configs/{key}", put_config},
       {FW_HTTP_DELETE, "/v1/projects/{project}/environments/{env}/configs/{key}", delete_config},
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/changes", list_changes},
+      {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/keys", list_keys},
+      {FW_HTTP_POST, "/v1/projects/{project}/environments/{env}/keys", rotate_key},
+      {FW_HTTP_DELETE, "/v1/projects/{project}/environments/{env}/keys/{id}", revoke_key},
+      {FW_HTTP_POST, "/v1/tokens", issue_token},
+      {FW_HTTP_GET, "/v1/tokens", list_tokens},
+      {FW_HTTP_DELETE, "/v1/tokens/{id}", revoke_token},
   };
   for (size_t i = 0; i < FW_ARRAY_LEN(routes); i++) {
     int rc = fw_router_add(router, routes[i].method, routes[i].pattern, routes[i].handler, admin);

@@ -725,19 +725,61 @@ void fw_mutate_delete_flag(struct fw_write_ctx *ctx, void *mutation) {
 
 /* ---- environments ---- */
 
+static const char *const role_names[] = {"viewer", "editor", "admin"};
+
+void fw_credential_id(const struct fw_credential *credential, char out[FW_CREDENTIAL_ID_LEN + 1]) {
+  fw_hex_encode(credential->hash, FW_CREDENTIAL_ID_LEN / 2, out);
+}
+
+bool fw_credential_valid(const struct fw_credential *credential, int64_t now_ms) {
+  return credential->expires_ms == 0 || credential->expires_ms > now_ms;
+}
+
+int fw_render_credential(struct fw_buf *out, const struct fw_credential *credential) {
+  static const char *const kinds[] = {"server", "client", "admin"};
+  char id[FW_CREDENTIAL_ID_LEN + 1];
+  fw_credential_id(credential, id);
+  struct object_writer w;
+  ow_begin(&w, out);
+  ow_string(&w, "id", id);
+  ow_string(&w, "kind", kinds[credential->kind]);
+  if (credential->kind == FW_CREDENTIAL_ADMIN) {
+    ow_string(&w, "name", credential->name);
+    ow_string(&w, "role", role_names[credential->role]);
+  }
+  ow_time(&w, "created_at", credential->created_ms);
+  if (credential->expires_ms)
+    ow_time(&w, "expires_at", credential->expires_ms);
+  else
+    ow_raw(&w, "expires_at", "null", 4);
+  return ow_end(&w);
+}
+
+/* Stores `credential` (new, or with a new expiry) and puts it into the world. */
+static bool put_credential(struct fw_write_ctx *ctx, const struct fw_credential *credential) {
+  struct fw_store_credential row = {
+      .kind = credential->kind,
+      .environment_id = credential->environment_id,
+      .role = credential->kind == FW_CREDENTIAL_ADMIN ? role_names[credential->role] : NULL,
+      .name = credential->name,
+      .created_ms = credential->created_ms,
+      .expires_ms = credential->expires_ms};
+  memcpy(row.hash, credential->hash, sizeof row.hash);
+  if (store_failed(ctx, ctx->store->ops->put_credential(ctx->store, &row), "the credential"))
+    return false;
+  return advance(ctx, fw_world_with_credential(current(ctx), credential));
+}
+
 static bool new_credential(struct fw_write_ctx *ctx, enum fw_credential_kind kind,
                            int64_t environment_id, const char *name, char *text) {
-  struct fw_credential credential = {.kind = kind, .environment_id = environment_id};
+  struct fw_credential credential = {
+      .kind = kind, .environment_id = environment_id, .created_ms = ctx->now_ms};
+  snprintf(credential.name, sizeof credential.name, "%.47s", name);
   if (fw_key_generate(kind, text, credential.hash) != FW_OK) {
     fw_write_fail(ctx, 500, "no_randomness", "no secure randomness to make a key");
     return false;
   }
-  struct fw_store_credential row = {
-      .kind = kind, .environment_id = environment_id, .name = name, .created_ms = ctx->now_ms};
-  memcpy(row.hash, credential.hash, sizeof row.hash);
-  if (store_failed(ctx, ctx->store->ops->put_credential(ctx->store, &row), "the key"))
-    return false;
-  return advance(ctx, fw_world_with_credential(current(ctx), &credential));
+  return put_credential(ctx, &credential);
 }
 
 void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation) {
@@ -1042,19 +1084,126 @@ void fw_mutate_read_changes(struct fw_write_ctx *ctx, void *mutation) {
 
 /* ---- admin tokens ---- */
 
+static enum fw_role role_from(const char *name) {
+  for (size_t i = 0; i < FW_ARRAY_LEN(role_names); i++)
+    if (!strcmp(name, role_names[i]))
+      return (enum fw_role)i;
+  return FW_ROLE_VIEWER;
+}
+
 void fw_mutate_create_admin_token(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_mutation *m = mutation;
-  struct fw_store_credential row = {
-      .kind = FW_CREDENTIAL_ADMIN, .role = m->role, .name = m->name, .created_ms = ctx->now_ms};
-  memcpy(row.hash, m->token_hash, sizeof row.hash);
-  if (store_failed(ctx, ctx->store->ops->put_credential(ctx->store, &row), "the token"))
-    return;
-  struct fw_credential credential = {.kind = FW_CREDENTIAL_ADMIN,
-                                     .role = !strcmp(m->role, "admin")    ? FW_ROLE_ADMIN
-                                             : !strcmp(m->role, "editor") ? FW_ROLE_EDITOR
-                                                                          : FW_ROLE_VIEWER};
+  struct fw_credential credential = {
+      .kind = FW_CREDENTIAL_ADMIN, .role = (int)role_from(m->role), .created_ms = ctx->now_ms};
   memcpy(credential.hash, m->token_hash, sizeof credential.hash);
   snprintf(credential.name, sizeof credential.name, "%.47s", m->name);
-  if (advance(ctx, fw_world_with_credential(ctx->world, &credential)))
+  if (put_credential(ctx, &credential))
     ctx->status = 201;
+}
+
+/* Answers a new credential's description with its secret text, shown this once. */
+static void respond_with_secret(struct fw_write_ctx *ctx, const struct fw_credential *credential,
+                                const char *field, const char *text) {
+  fw_buf_reset(ctx->body);
+  int rc = fw_render_credential(ctx->body, credential);
+  if (!rc) {
+    ctx->body->len--; /* reopen the object for the secret */
+    rc = fw_buf_appendf(ctx->body, ",\"%s\":\"%s\"}", field, text);
+  }
+  if (rc)
+    out_of_memory(ctx);
+  else
+    ctx->status = 201;
+}
+
+void fw_mutate_issue_admin_token(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  for (size_t i = 0; i < ctx->world->credential_count; i++) {
+    const struct fw_credential *other = &ctx->world->credentials[i];
+    if (other->kind == FW_CREDENTIAL_ADMIN && fw_credential_valid(other, ctx->now_ms) &&
+        !strcmp(other->name, m->name)) {
+      fw_write_fail(ctx, 409, "duplicate_key", "a valid token named '%s' exists already", m->name);
+      return;
+    }
+  }
+  struct fw_credential credential = {
+      .kind = FW_CREDENTIAL_ADMIN,
+      .role = (int)role_from(m->role),
+      .created_ms = ctx->now_ms,
+      .expires_ms = m->expires_in_ms >= 0 ? ctx->now_ms + m->expires_in_ms : 0};
+  snprintf(credential.name, sizeof credential.name, "%.47s", m->name);
+  char text[FW_KEY_LEN + 1];
+  if (fw_key_generate(FW_CREDENTIAL_ADMIN, text, credential.hash) != FW_OK) {
+    fw_write_fail(ctx, 500, "no_randomness", "no secure randomness to make a token");
+    return;
+  }
+  if (put_credential(ctx, &credential))
+    respond_with_secret(ctx, &credential, "token", text);
+}
+
+void fw_mutate_rotate_key(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  struct fw_env_node *env = project ? need_env(ctx, project, m->env) : NULL;
+  if (!env)
+    return;
+  /* The old keys keep working until their expiry, so clients can move over. */
+  int64_t expiry = ctx->now_ms + (m->expires_in_ms > 0 ? m->expires_in_ms : 0);
+  for (size_t i = 0; i < ctx->world->credential_count; i++) {
+    struct fw_credential old = ctx->world->credentials[i];
+    if (old.kind != m->kind || old.environment_id != env->env->id ||
+        !fw_credential_valid(&old, ctx->now_ms) || (old.expires_ms && old.expires_ms <= expiry))
+      continue;
+    old.expires_ms = expiry;
+    if (!put_credential(ctx, &old))
+      return;
+  }
+  char text[FW_KEY_LEN + 1];
+  const char *name = m->kind == FW_CREDENTIAL_SERVER ? "server" : "client";
+  if (!new_credential(ctx, m->kind, env->env->id, name, text))
+    return;
+  uint8_t hash[FW_SHA256_LEN];
+  fw_sha256(text, strlen(text), hash);
+  respond_with_secret(ctx, fw_world_credential(current(ctx), hash), "key", text);
+}
+
+void fw_mutate_revoke_credential(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  int64_t environment_id = 0;
+  if (m->env[0]) {
+    struct fw_project_node *project = need_project(ctx, m->project);
+    struct fw_env_node *env = project ? need_env(ctx, project, m->env) : NULL;
+    if (!env)
+      return;
+    environment_id = env->env->id;
+  }
+  const struct fw_credential *found = NULL;
+  size_t other_admins = 0;
+  for (size_t i = 0; i < ctx->world->credential_count; i++) {
+    const struct fw_credential *c = &ctx->world->credentials[i];
+    if (!fw_credential_valid(c, ctx->now_ms))
+      continue;
+    char id[FW_CREDENTIAL_ID_LEN + 1];
+    fw_credential_id(c, id);
+    bool in_scope = m->env[0]
+                        ? c->kind != FW_CREDENTIAL_ADMIN && c->environment_id == environment_id
+                        : c->kind == FW_CREDENTIAL_ADMIN;
+    if (in_scope && !strcmp(id, m->credential_id))
+      found = c;
+    else if (c->kind == FW_CREDENTIAL_ADMIN && c->role == FW_ROLE_ADMIN)
+      other_admins++;
+  }
+  if (!found) {
+    fw_write_fail(ctx, 404, "not_found", "no valid credential '%s' here", m->credential_id);
+    return;
+  }
+  if (found->kind == FW_CREDENTIAL_ADMIN && found->role == FW_ROLE_ADMIN && other_admins == 0) {
+    fw_write_fail(ctx, 409, "last_admin",
+                  "this is the last valid admin token; issue another before revoking it");
+    return;
+  }
+  struct fw_credential revoked = *found;
+  revoked.expires_ms = ctx->now_ms;
+  if (put_credential(ctx, &revoked))
+    ctx->status = 204;
 }

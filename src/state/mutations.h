@@ -16,6 +16,9 @@
 #include "core/model.h"
 #include "state/writer.h"
 
+/* Hex digits of a credential's public id. */
+#define FW_CREDENTIAL_ID_LEN 12
+
 struct fw_mutation {
   char actor[96]; /* who asks: "token:<name>" */
   char project[FW_KEY_MAX + 1];
@@ -46,9 +49,12 @@ struct fw_mutation {
   /* Change log pages */
   int64_t after;
   size_t limit;
-  /* Admin tokens */
-  uint8_t token_hash[FW_SHA256_LEN];
+  /* Credentials: admin tokens and environment keys */
+  uint8_t token_hash[FW_SHA256_LEN]; /* a token given at first start */
   char role[16];
+  enum fw_credential_kind kind;
+  char credential_id[FW_CREDENTIAL_ID_LEN + 1]; /* the one to revoke */
+  int64_t expires_in_ms;                        /* -1: never */
 };
 
 /* A zeroed mutation; NULL when out of memory. */
@@ -76,8 +82,23 @@ void fw_mutate_put_config(struct fw_write_ctx *ctx, void *mutation);
 /* Reads a page of an environment's change log (through the writer, which owns the
  * store). */
 void fw_mutate_read_changes(struct fw_write_ctx *ctx, void *mutation);
-/* Records an admin token (first start). */
+/* Records an admin token given whole (first start): `token_hash`, `name`, `role`. */
 void fw_mutate_create_admin_token(struct fw_write_ctx *ctx, void *mutation);
+/* Makes a new admin token (`name`, `role`, `expires_in_ms`) and answers it once. */
+void fw_mutate_issue_admin_token(struct fw_write_ctx *ctx, void *mutation);
+/* Makes a new key of `kind` for an environment and gives every current key of that
+ * kind an expiry `expires_in_ms` from now (0 revokes them at once). */
+void fw_mutate_rotate_key(struct fw_write_ctx *ctx, void *mutation);
+/* Revokes credential `credential_id` now: an admin token (`env` empty) or a key of
+ * environment `env`. The last valid admin-role token cannot be revoked. */
+void fw_mutate_revoke_credential(struct fw_write_ctx *ctx, void *mutation);
+
+/* A credential's public id: the first hex digits of its hash. */
+void fw_credential_id(const struct fw_credential *credential, char out[FW_CREDENTIAL_ID_LEN + 1]);
+/* Appends a credential's public description: id, kind or role, name, times. */
+FW_MUST_CHECK int fw_render_credential(struct fw_buf *out, const struct fw_credential *credential);
+/* Whether a credential is valid at `now_ms`. */
+bool fw_credential_valid(const struct fw_credential *credential, int64_t now_ms);
 
 /* Appends an environment's JSON with its current revision. */
 FW_MUST_CHECK int fw_render_env(struct fw_buf *out, const struct fw_env_node *env);

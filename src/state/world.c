@@ -814,6 +814,7 @@ static int load_credential(void *ctx, const struct fw_store_credential *row) {
   credential->kind = row->kind;
   credential->environment_id = row->environment_id;
   credential->expires_ms = row->expires_ms;
+  credential->created_ms = row->created_ms;
   credential->role = !row->role                     ? FW_ROLE_VIEWER
                      : !strcmp(row->role, "admin")  ? FW_ROLE_ADMIN
                      : !strcmp(row->role, "editor") ? FW_ROLE_EDITOR

@@ -62,7 +62,8 @@ struct fw_credential {
   int64_t environment_id;
   int role;           /* admin tokens: enum fw_role */
   int64_t expires_ms; /* 0: never */
-  char name[48];      /* admin tokens: who acts, for the change log */
+  int64_t created_ms;
+  char name[48]; /* who acts, for the change log; "server" or "client" for keys */
 };
 
 enum fw_role { FW_ROLE_VIEWER, FW_ROLE_EDITOR, FW_ROLE_ADMIN };

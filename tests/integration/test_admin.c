@@ -354,7 +354,10 @@ static json_int_t check_change_log(const char *env) {
     for (size_t i = 0; i < json_array_size(items); i++) {
       json_t *item = json_array_get(items, i);
       assert_int_equal(integer_of(item, "revision"), expected);
-      assert_string_equal(string_of(item, "actor"), "token:first-admin");
+      /* Who made each change is recorded: the first admin, or the editor's token. */
+      const char *actor = string_of(item, "actor");
+      if (strcmp(actor, "token:first-admin") && strcmp(actor, "token:flagger"))
+        fail_msg("unexpected actor %s", actor);
       expected++;
     }
     json_t *next = json_object_get(doc, "next_after");
@@ -476,6 +479,119 @@ static void deletions_are_logged_and_guarded(void **state) {
   expect_error("GET", "/v1/projects/scratch", TOKEN, NULL, NULL, 404, "not_found");
 }
 
+/* Issues a token with `role` and returns its text (static storage per role). */
+static const char *issue(const char *name, const char *role, const char *extra) {
+  static char tokens[3][128];
+  static int next;
+  char body[160];
+  snprintf(body, sizeof body, "{\"name\":\"%s\",\"role\":\"%s\"%s}", name, role, extra);
+  json_t *doc = call("POST", "/v1/tokens", body, 201);
+  char *slot = tokens[next++ % 3];
+  snprintf(slot, 128, "%s", string_of(doc, "token"));
+  assert_true(strncmp(slot, "fw_adm_", 7) == 0);
+  assert_string_equal(string_of(doc, "role"), role);
+  json_decref(doc);
+  return slot;
+}
+
+static void roles_limit_what_tokens_may_do(void **state) {
+  (void)state;
+  const char *viewer = issue("reader", "viewer", "");
+  const char *editor = issue("flagger", "editor", "");
+  struct fwt_response res;
+  fwt_request(server.port, "GET", "/v1/projects/shop/flags", viewer, NULL, NULL, &res);
+  assert_int_equal(res.status, 200);
+  fwt_response_free(&res);
+  expect_error("POST", "/v1/projects/shop/flags", viewer, NULL, "{\"key\":\"v\"}", 403,
+               "forbidden");
+  fwt_request(server.port, "POST", "/v1/projects/shop/flags", editor, NULL,
+              "{\"key\":\"by-editor\"}", &res);
+  assert_int_equal(res.status, 201);
+  fwt_response_free(&res);
+  expect_error("POST", "/v1/projects", editor, NULL, "{\"key\":\"e\"}", 403, "forbidden");
+  expect_error("GET", "/v1/tokens", editor, NULL, NULL, 403, "forbidden");
+  expect_error("POST", "/v1/tokens", TOKEN, NULL, "{\"name\":\"x\",\"role\":\"owner\"}", 422,
+               "invalid_field");
+  expect_error("POST", "/v1/tokens", TOKEN, NULL, "{\"name\":\"reader\",\"role\":\"viewer\"}", 409,
+               "duplicate_key");
+
+  /* The list shows ids, names and roles, never a secret. */
+  fwt_request(server.port, "GET", "/v1/tokens", TOKEN, NULL, NULL, &res);
+  assert_int_equal(res.status, 200);
+  assert_null(strstr(res.body, "fw_adm_"));
+  assert_non_null(strstr(res.body, "\"name\":\"flagger\""));
+  fwt_response_free(&res);
+  json_t *doc = call("GET", "/v1/tokens", NULL, 200);
+  const char *editor_id = NULL, *first_id = NULL;
+  json_t *items = json_object_get(doc, "items");
+  for (size_t i = 0; i < json_array_size(items); i++) {
+    const char *name = string_of(json_array_get(items, i), "name");
+    if (!strcmp(name, "flagger"))
+      editor_id = string_of(json_array_get(items, i), "id");
+    if (!strcmp(name, "first-admin"))
+      first_id = string_of(json_array_get(items, i), "id");
+  }
+  assert_non_null(editor_id);
+  assert_non_null(first_id);
+  char path[64];
+  snprintf(path, sizeof path, "/v1/tokens/%s", editor_id);
+  fwt_request(server.port, "DELETE", path, TOKEN, NULL, NULL, &res);
+  assert_int_equal(res.status, 204);
+  fwt_response_free(&res);
+  /* Revoked means at once, on every connection. */
+  expect_error("GET", "/v1/projects", editor, NULL, NULL, 401, "unauthorized");
+  snprintf(path, sizeof path, "/v1/tokens/%s", first_id);
+  expect_error("DELETE", path, TOKEN, NULL, NULL, 409, "last_admin");
+  json_decref(doc);
+
+  const char *brief = issue("brief", "viewer", ",\"expires_in_seconds\":1");
+  fwt_request(server.port, "GET", "/v1/projects", brief, NULL, NULL, &res);
+  assert_int_equal(res.status, 200);
+  fwt_response_free(&res);
+  fwt_sleep_ms(1100);
+  expect_error("GET", "/v1/projects", brief, NULL, NULL, 401, "unauthorized");
+}
+
+static void keys_rotate_with_a_grace_period_or_at_once(void **state) {
+  (void)state;
+  const char *keys_path = "/v1/projects/shop/environments/prod/keys";
+  json_t *doc = call("GET", keys_path, NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "items")), 2);
+  json_decref(doc);
+  /* The original server key still answers 403 here: it is valid, just not an admin's. */
+  expect_error("GET", "/v1/projects", server_key, NULL, NULL, 403, "forbidden");
+
+  doc = call("POST", keys_path, "{\"kind\":\"server\",\"expires_in_seconds\":0}", 201);
+  assert_true(strncmp(string_of(doc, "key"), "fw_srv_", 7) == 0);
+  char new_key[128];
+  snprintf(new_key, sizeof new_key, "%s", string_of(doc, "key"));
+  json_decref(doc);
+  /* Revoked at once: the old key is now unknown to every endpoint. */
+  expect_error("GET", "/v1/projects", server_key, NULL, NULL, 401, "unauthorized");
+  expect_error("GET", "/v1/projects", new_key, NULL, NULL, 403, "forbidden");
+
+  doc = call("POST", keys_path, "{\"kind\":\"client\"}", 201);
+  json_decref(doc);
+  doc = call("GET", keys_path, NULL, 200);
+  json_t *items = json_object_get(doc, "items");
+  assert_int_equal(json_array_size(items), 4);
+  size_t still_valid = 0, client_with_grace = 0;
+  for (size_t i = 0; i < json_array_size(items); i++) {
+    json_t *item = json_array_get(items, i);
+    json_t *expires = json_object_get(item, "expires_at");
+    if (json_is_null(expires))
+      still_valid++;
+    else if (!strcmp(string_of(item, "kind"), "client"))
+      client_with_grace++;
+  }
+  assert_int_equal(still_valid, 2);       /* the two new keys */
+  assert_int_equal(client_with_grace, 1); /* the old client key, good for a day */
+  json_decref(doc);
+  expect_error("POST", keys_path, TOKEN, NULL, "{\"kind\":\"admin\"}", 422, "invalid_field");
+  expect_error("DELETE", "/v1/projects/shop/environments/prod/keys/000000000000", TOKEN, NULL, NULL,
+               404, "not_found");
+}
+
 static void everything_survives_a_restart(void **state) {
   (void)state;
   json_t *before = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
@@ -520,6 +636,8 @@ int main(void) {
       cmocka_unit_test(change_log_pages_without_gaps),
       cmocka_unit_test(flag_definitions_change_in_every_environment),
       cmocka_unit_test(deletions_are_logged_and_guarded),
+      cmocka_unit_test(roles_limit_what_tokens_may_do),
+      cmocka_unit_test(keys_rotate_with_a_grace_period_or_at_once),
       cmocka_unit_test(everything_survives_a_restart),
   };
   return cmocka_run_group_tests(tests, start_server, stop_server);
