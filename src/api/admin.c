@@ -225,10 +225,15 @@ static char *copy_raw(struct fw_rawjson raw) {
 /* Hands a mutation to the writer; answers 503 when that is not possible. */
 static void submit(const struct fw_admin *admin, const struct fw_http_request *req,
                    struct fw_http_response *res, fw_write_fn fn, struct fw_mutation *m) {
-  if (fw_writer_submit(admin->writer, req, res, fn, m, fw_mutation_free) != FW_OK) {
-    fw_mutation_free(m);
+  int rc = fw_writer_submit(admin->writer, req, res, m->actor, fn, m, fw_mutation_free);
+  if (rc == FW_OK)
+    return;
+  fw_mutation_free(m);
+  if (rc == FW_EINVAL)
+    answer_error(res, req, 400, "invalid_header",
+                 "Idempotency-Key must be 1 to 255 visible ASCII characters");
+  else
     answer_out_of_memory(res, req);
-  }
 }
 
 /* Starts a mutation for an authorised write; NULL with the answer set. */

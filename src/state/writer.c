@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "net/http.h"
+#include "util/digest.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -16,6 +17,10 @@
 #define MAX_GROUP 512
 /* Bound on a write's answer. */
 #define MAX_BODY_BYTES (16 * 1024 * 1024)
+#define IDEMPOTENCY_KEY_MAX 255
+/* How long answers are remembered for Idempotency-Key, and how often old ones go. */
+#define IDEMPOTENCY_KEEP_MS (24LL * 3600 * 1000)
+#define IDEMPOTENCY_PRUNE_EVERY_GROUPS 1024
 
 struct group;
 
@@ -32,6 +37,11 @@ struct write {
   const char *error_code;
   char error_message[256];
   struct fw_buf body;
+  /* Idempotency-Key, when the request had one */
+  char actor[96];
+  char idempotency_key[IDEMPOTENCY_KEY_MAX + 1];
+  uint8_t fingerprint[FW_SHA256_LEN]; /* of the request: method, target and body */
+  bool replayed;
 };
 
 /* The writes of one transaction, answered once every loop has adopted its world. */
@@ -62,6 +72,7 @@ struct fw_writer {
   struct fw_server *server;              /* under `lock`; set by fw_writer_attach */
   bool stopping;                         /* under `lock` */
   int64_t last_now_ms;
+  uint64_t groups; /* run so far, to prune remembered answers now and then */
 };
 
 void fw_write_fail(struct fw_write_ctx *ctx, int status, const char *code, const char *fmt, ...) {
@@ -94,6 +105,8 @@ static void run_answer(struct fw_loop_task *task, bool cancelled) {
   int rc = w->error_code
                ? fw_http_set_error(res, req, w->status, w->error_code, w->error_message)
                : fw_http_set_json(res, w->status, w->body.data ? w->body.data : "", w->body.len);
+  if (!rc && w->replayed)
+    rc = fw_http_add_header(res, "Idempotent-Replayed", "true");
   if (rc)
     rc = fw_http_set_error(res, req, 500, "internal", "the answer could not be built");
   (void)rc;
@@ -173,6 +186,32 @@ static int64_t group_now_ms(struct fw_writer *writer) {
   return now;
 }
 
+/* Answers a retried request from what was remembered; false when nothing was. */
+static bool replay(struct fw_writer *writer, struct write *w, struct fw_write_ctx *ctx) {
+  uint8_t fingerprint[FW_SHA256_LEN];
+  int status;
+  int rc = writer->store->ops->idempotency_get(writer->store, w->actor, w->idempotency_key,
+                                               fingerprint, &status, &w->body);
+  if (rc == FW_ENOTFOUND)
+    return false;
+  if (rc)
+    fw_write_fail(ctx, 500, "store_failed", "the store could not look the Idempotency-Key up");
+  else if (memcmp(fingerprint, w->fingerprint, sizeof fingerprint) != 0)
+    fw_write_fail(ctx, 422, "idempotency_key_reused",
+                  "this Idempotency-Key was used for a different request");
+  else
+    ctx->status = status;
+  w->replayed = !ctx->error_code;
+  return true;
+}
+
+static void remember(struct fw_writer *writer, struct write *w, struct fw_write_ctx *ctx) {
+  if (writer->store->ops->idempotency_put(writer->store, w->actor, w->idempotency_key,
+                                          w->fingerprint, ctx->status, w->body.data, w->body.len,
+                                          ctx->now_ms) != FW_OK)
+    fw_write_fail(ctx, 500, "store_failed", "the store could not remember the Idempotency-Key");
+}
+
 /* Runs one write in its savepoint against `*world`, advancing it on success. */
 static void run_write(struct fw_writer *writer, struct write *w, struct fw_world **world,
                       int64_t now_ms) {
@@ -180,8 +219,15 @@ static void run_write(struct fw_writer *writer, struct write *w, struct fw_world
       .store = writer->store, .world = *world, .now_ms = now_ms, .status = 200, .body = &w->body};
   if (writer->store->ops->savepoint(writer->store) != FW_OK) {
     fw_write_fail(&ctx, 500, "store_failed", "the store could not start the write");
+  } else if (w->idempotency_key[0] && replay(writer, w, &ctx)) {
+    if (!ctx.error_code && writer->store->ops->release(writer->store) != FW_OK)
+      fw_write_fail(&ctx, 500, "store_failed", "the store could not finish the write");
+    if (ctx.error_code)
+      writer->store->ops->rollback_savepoint(writer->store);
   } else {
     w->fn(&ctx, w->arg);
+    if (!ctx.error_code && w->idempotency_key[0])
+      remember(writer, w, &ctx);
     if (!ctx.error_code && writer->store->ops->release(writer->store) != FW_OK)
       fw_write_fail(&ctx, 500, "store_failed", "the store could not finish the write");
     if (ctx.error_code)
@@ -218,6 +264,9 @@ static void run_group(struct fw_writer *writer, struct write *writes) {
     fail_all(writes, "the store could not begin a transaction");
     return;
   }
+  if (writer->groups++ % IDEMPOTENCY_PRUNE_EVERY_GROUPS == 0 &&
+      store->ops->idempotency_prune(store, now_ms - IDEMPOTENCY_KEEP_MS) != FW_OK)
+    fw_log(FW_LOG_WARN, "cannot forget old Idempotency-Key answers");
   struct fw_world *world = fw_world_ref(writer->latest);
   for (struct write *w = writes; w; w = w->next)
     run_write(writer, w, &world, now_ms);
@@ -309,13 +358,39 @@ void fw_writer_attach(struct fw_writer *writer, struct fw_server *server) {
   uv_mutex_unlock(&writer->lock);
 }
 
+/* Reads Idempotency-Key into the write; FW_EINVAL when malformed. */
+static int read_idempotency(struct write *w, const struct fw_http_request *req, const char *actor) {
+  size_t len;
+  const char *key = fw_http_header(req, "Idempotency-Key", &len);
+  if (!key)
+    return FW_OK;
+  if (len == 0 || len > IDEMPOTENCY_KEY_MAX)
+    return FW_EINVAL;
+  for (size_t i = 0; i < len; i++)
+    if (key[i] < 0x21 || key[i] > 0x7e)
+      return FW_EINVAL;
+  memcpy(w->idempotency_key, key, len);
+  w->idempotency_key[len] = '\0';
+  snprintf(w->actor, sizeof w->actor, "%s", actor);
+  /* The same key must come with the same request: method, target and body. */
+  const struct fw_bytes parts[] = {{req->method_name, strlen(req->method_name)},
+                                   {" ", 1},
+                                   {req->target, req->target_len},
+                                   {"\n", 1},
+                                   {req->body ? req->body : "", req->body_len}};
+  fw_sha256_parts(parts, FW_ARRAY_LEN(parts), w->fingerprint);
+  return FW_OK;
+}
+
 int fw_writer_submit(struct fw_writer *writer, const struct fw_http_request *req,
-                     struct fw_http_response *res, fw_write_fn fn, void *arg,
+                     struct fw_http_response *res, const char *actor, fw_write_fn fn, void *arg,
                      void (*free_arg)(void *arg)) {
   struct write *w = calloc(1, sizeof *w);
   if (!w)
     return FW_ENOMEM;
-  int rc = fw_http_response_defer(res, req, &w->deferred);
+  int rc = read_idempotency(w, req, actor);
+  if (!rc)
+    rc = fw_http_response_defer(res, req, &w->deferred);
   if (rc) {
     free(w);
     return rc;

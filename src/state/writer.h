@@ -58,11 +58,19 @@ const struct fw_world *fw_writer_world(const struct fw_writer *writer, unsigned 
 
 /* Defers the response to `req` and queues a write that will answer it: `fn` runs on the
  * writer thread with `arg`, and `free_arg` (may be NULL) releases `arg` afterwards, on
- * whatever thread. On FW_ENOMEM nothing was deferred or taken: the handler answers and
- * still owns `arg`. Loop thread, inside a handler. */
+ * whatever thread.
+ *
+ * When the request carries `Idempotency-Key`, the answer is remembered for 24 hours per
+ * `actor`: a retry with the same key and the same request gets the same answer without
+ * running again (`Idempotent-Replayed: true`); the same key on a different request is a
+ * 422. Only successful answers are remembered: a failed write changed nothing.
+ *
+ * On error nothing was deferred or taken, the handler answers and still owns `arg`:
+ * FW_ENOMEM, or FW_EINVAL for an Idempotency-Key that is not 1 to 255 visible ASCII
+ * characters. Loop thread, inside a handler. */
 FW_MUST_CHECK int fw_writer_submit(struct fw_writer *writer, const struct fw_http_request *req,
-                                   struct fw_http_response *res, fw_write_fn fn, void *arg,
-                                   void (*free_arg)(void *arg));
+                                   struct fw_http_response *res, const char *actor, fw_write_fn fn,
+                                   void *arg, void (*free_arg)(void *arg));
 
 /* Runs one write now on the calling thread, before the server starts (first-start
  * set-up). Returns the write's status; `body` (may be NULL) receives its answer. */

@@ -35,6 +35,9 @@ enum statement {
   STMT_NEXT_REVISION,
   STMT_APPEND_CHANGE,
   STMT_CHANGES,
+  STMT_IDEMPOTENCY_GET,
+  STMT_IDEMPOTENCY_PUT,
+  STMT_IDEMPOTENCY_PRUNE,
   STMT_COUNT
 };
 
@@ -69,6 +72,11 @@ static const char *const statement_sql[STMT_COUNT] = {
                            " actor, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [STMT_CHANGES] = "SELECT revision, kind, key, object, actor, at_ms FROM changes"
                      " WHERE environment_id = ?1 AND revision > ?2 ORDER BY revision LIMIT ?3",
+    [STMT_IDEMPOTENCY_GET] = "SELECT fingerprint, status, body FROM idempotency"
+                             " WHERE actor = ?1 AND key = ?2",
+    [STMT_IDEMPOTENCY_PUT] = "INSERT INTO idempotency (actor, key, fingerprint, status, body,"
+                             " created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_IDEMPOTENCY_PRUNE] = "DELETE FROM idempotency WHERE created_ms < ?1",
 };
 
 struct sqlite_store {
@@ -149,6 +157,18 @@ static const char *const migrations[] = {
     "  at_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (environment_id, revision)"
     ") WITHOUT ROWID;",
+
+    /* 3: answers remembered for Idempotency-Key, per token. */
+    "CREATE TABLE idempotency ("
+    "  actor TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  fingerprint BLOB NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (actor, key)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX idempotency_by_age ON idempotency (created_ms);",
 };
 
 static void say(char *error, size_t error_len, const char *fmt, ...) FW_PRINTF(3, 4);
@@ -328,6 +348,51 @@ static int sqlite_delete_doc(struct fw_store *store, enum fw_store_table table, 
   if (rc == FW_OK && sqlite3_changes(s->db) != 1)
     rc = FW_ENOTFOUND;
   return rc;
+}
+
+static int sqlite_idempotency_get(struct fw_store *store, const char *actor, const char *key,
+                                  uint8_t fingerprint[32], int *status, struct fw_buf *body) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  sqlite3_stmt *stmt = statement(s, STMT_IDEMPOTENCY_GET);
+  if (!stmt)
+    return FW_EIO;
+  bind_text(stmt, 1, actor, strlen(actor));
+  bind_text(stmt, 2, key, strlen(key));
+  int code = sqlite3_step(stmt), rc = FW_ENOTFOUND;
+  if (code == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == 32) {
+    memcpy(fingerprint, sqlite3_column_blob(stmt, 0), 32);
+    *status = sqlite3_column_int(stmt, 1);
+    rc = fw_buf_append(body, sqlite3_column_text(stmt, 2), (size_t)sqlite3_column_bytes(stmt, 2));
+  } else if (code != SQLITE_ROW && code != SQLITE_DONE) {
+    rc = step_error(s, sqlite3_extended_errcode(s->db));
+  }
+  sqlite3_reset(stmt);
+  return rc;
+}
+
+static int sqlite_idempotency_put(struct fw_store *store, const char *actor, const char *key,
+                                  const uint8_t fingerprint[32], int status, const char *body,
+                                  size_t body_len, int64_t now_ms) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  sqlite3_stmt *stmt = statement(s, STMT_IDEMPOTENCY_PUT);
+  if (!stmt)
+    return FW_EIO;
+  bind_text(stmt, 1, actor, strlen(actor));
+  bind_text(stmt, 2, key, strlen(key));
+  sqlite3_bind_blob(stmt, 3, fingerprint, 32, SQLITE_STATIC);
+  sqlite3_bind_int(stmt, 4, status);
+  bind_text(stmt, 5, body ? body : "", body ? body_len : 0);
+  sqlite3_bind_int64(stmt, 6, now_ms);
+  return run(s, stmt);
+}
+
+static int sqlite_idempotency_prune(struct fw_store *store, int64_t before_ms) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  sqlite3_stmt *stmt = statement(s, STMT_IDEMPOTENCY_PRUNE);
+  if (!stmt)
+    return FW_EIO;
+  sqlite3_bind_int64(stmt, 1, before_ms);
+  return run(s, stmt);
 }
 
 static const char *const credential_kinds[] = {"server", "client", "admin"};
@@ -561,6 +626,9 @@ static const struct fw_store_ops sqlite_ops = {
     .rollback_savepoint = sqlite_rollback_savepoint,
     .put_doc = sqlite_put_doc,
     .delete_doc = sqlite_delete_doc,
+    .idempotency_get = sqlite_idempotency_get,
+    .idempotency_put = sqlite_idempotency_put,
+    .idempotency_prune = sqlite_idempotency_prune,
     .put_credential = sqlite_put_credential,
     .next_revision = sqlite_next_revision,
     .append_change = sqlite_append_change,

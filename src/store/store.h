@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/buf.h"
 #include "util/common.h"
 
 enum fw_durability {
@@ -124,6 +125,16 @@ struct fw_store_ops {
   FW_MUST_CHECK int (*next_revision)(struct fw_store *store, int64_t environment_id, int64_t now_ms,
                                      int64_t *revision, int64_t *at_ms);
   FW_MUST_CHECK int (*append_change)(struct fw_store *store, const struct fw_store_change *change);
+  /* Answers remembered for Idempotency-Key: the answer `actor` got for `key`, with the
+   * fingerprint of the request that produced it. FW_ENOTFOUND when none. `body` is
+   * appended to. */
+  FW_MUST_CHECK int (*idempotency_get)(struct fw_store *store, const char *actor, const char *key,
+                                       uint8_t fingerprint[32], int *status, struct fw_buf *body);
+  FW_MUST_CHECK int (*idempotency_put)(struct fw_store *store, const char *actor, const char *key,
+                                       const uint8_t fingerprint[32], int status, const char *body,
+                                       size_t body_len, int64_t now_ms);
+  /* Forgets answers remembered before `before_ms`. */
+  FW_MUST_CHECK int (*idempotency_prune)(struct fw_store *store, int64_t before_ms);
   void (*close)(struct fw_store *store);
 };
 

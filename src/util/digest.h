@@ -11,6 +11,15 @@
 
 void fw_sha256(const void *data, size_t len, uint8_t out[FW_SHA256_LEN]);
 
+/* A piece of bytes for fw_sha256_parts. */
+struct fw_bytes {
+  const void *data;
+  size_t len;
+};
+
+/* The SHA-256 of the concatenation of `parts`, without concatenating them. */
+void fw_sha256_parts(const struct fw_bytes *parts, size_t count, uint8_t out[FW_SHA256_LEN]);
+
 /* The unpadded base64url length of `len` bytes. */
 #define FW_BASE64URL_LEN(len) (((len)*4 + 2) / 3)
 

@@ -592,6 +592,44 @@ static void keys_rotate_with_a_grace_period_or_at_once(void **state) {
                404, "not_found");
 }
 
+static void retried_requests_with_an_idempotency_key_run_once(void **state) {
+  (void)state;
+  const char *toggle = "/v1/projects/shop/environments/staging/flags/new-checkout/toggle";
+  const char *key = "Idempotency-Key: toggle-7f3a\r\n";
+  struct fwt_response first, again;
+  fwt_request(server.port, "POST", toggle, TOKEN, key, NULL, &first);
+  assert_int_equal(first.status, 200);
+  char replayed[16];
+  assert_false(fwt_header(&first, "Idempotent-Replayed", replayed, sizeof replayed));
+  fwt_request(server.port, "POST", toggle, TOKEN, key, NULL, &again);
+  assert_int_equal(again.status, 200);
+  assert_true(fwt_header(&again, "Idempotent-Replayed", replayed, sizeof replayed));
+  /* The same answer, and the kill switch was flipped once, not twice. */
+  assert_string_equal(first.body, again.body);
+  json_t *doc = call("GET", "/v1/projects/shop/environments/staging/flags/new-checkout", NULL, 200);
+  assert_true(json_is_true(json_object_get(doc, "enabled")));
+  json_decref(doc);
+  fwt_response_free(&first);
+  fwt_response_free(&again);
+
+  expect_error("POST", "/v1/projects/shop/environments/prod/flags/new-checkout/toggle", TOKEN, key,
+               NULL, 422, "idempotency_key_reused");
+  expect_error("POST", toggle, TOKEN, "Idempotency-Key: has space\r\n", NULL, 400,
+               "invalid_header");
+
+  /* A create retried after a lost answer gets its 201 again, and one project exists. */
+  const char *create_key = "Idempotency-Key: create-once\r\n";
+  fwt_request(server.port, "POST", "/v1/projects", TOKEN, create_key, "{\"key\":\"once\"}", &first);
+  fwt_request(server.port, "POST", "/v1/projects", TOKEN, create_key, "{\"key\":\"once\"}", &again);
+  assert_int_equal(first.status, 201);
+  assert_int_equal(again.status, 201);
+  assert_string_equal(first.body, again.body);
+  fwt_response_free(&first);
+  fwt_response_free(&again);
+  /* Without the key the same create is a duplicate. */
+  expect_error("POST", "/v1/projects", TOKEN, NULL, "{\"key\":\"once\"}", 409, "duplicate_key");
+}
+
 static void everything_survives_a_restart(void **state) {
   (void)state;
   json_t *before = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
@@ -638,6 +676,7 @@ int main(void) {
       cmocka_unit_test(deletions_are_logged_and_guarded),
       cmocka_unit_test(roles_limit_what_tokens_may_do),
       cmocka_unit_test(keys_rotate_with_a_grace_period_or_at_once),
+      cmocka_unit_test(retried_requests_with_an_idempotency_key_run_once),
       cmocka_unit_test(everything_survives_a_restart),
   };
   return cmocka_run_group_tests(tests, start_server, stop_server);

@@ -13,7 +13,7 @@
 #include "store/store.h"
 
 /* The migrations this build has. */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static char dir[64];
 
