@@ -865,6 +865,136 @@ static void delete_config(struct fw_http_request *req, struct fw_http_response *
   delete_object(req, res, ctx, FW_ROLE_EDITOR, fw_mutate_delete_config);
 }
 
+/* ---- segments ---- */
+
+static void create_segment(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_EDITOR);
+  if (!m)
+    return;
+  if (!path_key(req, res, "project", m->project)) {
+    fw_mutation_free(m);
+    return;
+  }
+  static const char *const fields[] = {"key", "name", "description", NULL};
+  struct fw_body body;
+  if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
+      !read_key(&body, m->key) || !read_name_and_description(&body, m))
+    return reject(&body, m, res, req);
+  submit(ctx, req, res, fw_mutate_create_segment, m);
+}
+
+static void patch_segment(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_EDITOR);
+  if (!m)
+    return;
+  if (!path_key(req, res, "project", m->project) || !path_key(req, res, "key", m->key) ||
+      !if_match(req, res, m)) {
+    fw_mutation_free(m);
+    return;
+  }
+  static const char *const fields[] = {"name", "description", "version", NULL};
+  struct fw_body body;
+  if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
+      !read_name_and_description(&body, m) || !body_version(&body, m))
+    return reject(&body, m, res, req);
+  submit(ctx, req, res, fw_mutate_update_segment, m);
+}
+
+static void delete_segment(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  delete_object(req, res, ctx, FW_ROLE_EDITOR, fw_mutate_delete_segment);
+}
+
+static void list_segments(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  char actor[96];
+  const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
+  struct fw_project_node *project;
+  if (world && find_scope(world, req, res, &project, NULL))
+    answer_list(res, req, project->segment_count, object_key_at, render_object_at,
+                project->segments);
+}
+
+static void get_segment(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  char actor[96];
+  const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
+  struct fw_project_node *project;
+  char key[FW_KEY_MAX + 1];
+  if (!world || !find_scope(world, req, res, &project, NULL) || !path_key(req, res, "key", key))
+    return;
+  struct fw_object *segment = fw_project_segment(project, key);
+  if (!segment)
+    return answer_error(res, req, 404, "not_found", "no segment '%s' in project '%s'", key,
+                        project->project->key);
+  answer_object(res, req, segment->doc, segment->doc_len, segment->version);
+}
+
+static int render_env_segment_at(struct fw_buf *out, const void *items, size_t i) {
+  const struct fw_object *segment = ((struct fw_object *const *)items)[i];
+  const struct fw_object *rules = fw_env_segment_rules(rendering_env, segment->key);
+  return rules ? fw_render_env_segment(out, segment, rules)
+               : fw_buf_append(out, segment->doc, segment->doc_len);
+}
+
+static void list_env_segments(struct fw_http_request *req, struct fw_http_response *res,
+                              void *ctx) {
+  char actor[96];
+  const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
+  struct fw_project_node *project;
+  struct fw_env_node *env;
+  if (!world || !find_scope(world, req, res, &project, &env))
+    return;
+  rendering_env = env;
+  answer_list(res, req, project->segment_count, object_key_at, render_env_segment_at,
+              project->segments);
+  rendering_env = NULL;
+}
+
+static void get_env_segment(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  char actor[96];
+  const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
+  struct fw_project_node *project;
+  struct fw_env_node *env;
+  char key[FW_KEY_MAX + 1];
+  if (!world || !find_scope(world, req, res, &project, &env) || !path_key(req, res, "key", key))
+    return;
+  struct fw_object *segment = fw_project_segment(project, key);
+  struct fw_object *rules = segment ? fw_env_segment_rules(env, key) : NULL;
+  if (!rules)
+    return answer_error(res, req, 404, "not_found", "no segment '%s' in project '%s'", key,
+                        project->project->key);
+  char etag[32];
+  snprintf(etag, sizeof etag, "\"%" PRId64 "\"", rules->version);
+  res->status = 200;
+  res->content_type = "application/json";
+  if (fw_render_env_segment(res->body, segment, rules) || fw_http_add_header(res, "ETag", etag))
+    answer_out_of_memory(res, req);
+}
+
+static void put_env_segment(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_EDITOR);
+  if (!m)
+    return;
+  if (!flag_state_scope(req, res, m)) {
+    fw_mutation_free(m);
+    return;
+  }
+  static const char *const fields[] = {"rules", "version", NULL};
+  struct fw_body body;
+  struct fw_rawjson rules;
+  char error[256];
+  if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
+      !fw_body_raw(&body, "rules", true, &rules, NULL) || !body_version(&body, m))
+    return reject(&body, m, res, req);
+  if (!fw_flagdef_check_rules(rules, error, sizeof error)) {
+    fw_body_fail(&body, 422, "invalid_field", "%s", error);
+    return reject(&body, m, res, req);
+  }
+  if (!(m->rules = copy_raw(rules))) {
+    fw_mutation_free(m);
+    return answer_out_of_memory(res, req);
+  }
+  submit(ctx, req, res, fw_mutate_segment_rules, m);
+}
+
 /* ---- admin tokens and environment keys ---- */
 
 /* Reads "expires_in_seconds" (absent: `default_ms`, which may be -1 for never). */
@@ -1028,6 +1158,14 @@ int fw_admin_register(struct fw_router *router, struct fw_admin *admin) {
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/configs/{key}", get_config},
       {FW_HTTP_PUT, "/v1/projects/{project}/environments/{env}/configs/{key}", put_config},
       {FW_HTTP_DELETE, "/v1/projects/{project}/environments/{env}/configs/{key}", delete_config},
+      {FW_HTTP_POST, "/v1/projects/{project}/segments", create_segment},
+      {FW_HTTP_GET, "/v1/projects/{project}/segments", list_segments},
+      {FW_HTTP_GET, "/v1/projects/{project}/segments/{key}", get_segment},
+      {FW_HTTP_PATCH, "/v1/projects/{project}/segments/{key}", patch_segment},
+      {FW_HTTP_DELETE, "/v1/projects/{project}/segments/{key}", delete_segment},
+      {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/segments", list_env_segments},
+      {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/segments/{key}", get_env_segment},
+      {FW_HTTP_PUT, "/v1/projects/{project}/environments/{env}/segments/{key}", put_env_segment},
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/changes", list_changes},
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}/keys", list_keys},
       {FW_HTTP_POST, "/v1/projects/{project}/environments/{env}/keys", rotate_key},

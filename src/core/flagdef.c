@@ -50,6 +50,44 @@ bool fw_flagdef_has_variant(struct fw_rawjson variants, const char *key) {
   return false;
 }
 
+/* Whether `value` is a string equal to `key`. */
+static bool string_is(struct fw_rawjson value, const char *key) {
+  char text[FW_KEY_MAX + 1];
+  return fw_rawjson_type(value) == FW_RAWJSON_STRING &&
+         fw_rawjson_string(value, text, sizeof text) == FW_OK && !strcmp(text, key);
+}
+
+bool fw_flagdef_rules_use_segment(struct fw_rawjson rules, const char *key) {
+  enum fw_rawjson_type type = fw_rawjson_type(rules);
+  if (type == FW_RAWJSON_ARRAY) {
+    struct fw_rawjson element;
+    for (size_t i = 0; fw_rawjson_element(rules, i, &element) == FW_OK; i++)
+      if (fw_flagdef_rules_use_segment(element, key))
+        return true;
+    return false;
+  }
+  if (type != FW_RAWJSON_OBJECT)
+    return false;
+  size_t cursor = 0;
+  struct fw_rawjson name, value;
+  while (fw_rawjson_next_member(rules, &cursor, &name, &value)) {
+    char field[16];
+    bool named = fw_rawjson_string(name, field, sizeof field) == FW_OK;
+    if (named && !strcmp(field, "segment") && string_is(value, key))
+      return true;
+    if (named && !strcmp(field, "segments") && fw_rawjson_type(value) == FW_RAWJSON_ARRAY) {
+      struct fw_rawjson element;
+      for (size_t i = 0; fw_rawjson_element(value, i, &element) == FW_OK; i++)
+        if (string_is(element, key))
+          return true;
+    }
+    /* Nesting is bounded by the validator's depth cap. */
+    if (fw_flagdef_rules_use_segment(value, key))
+      return true;
+  }
+  return false;
+}
+
 bool fw_flagdef_check_variants(enum fw_flag_type type, struct fw_rawjson variants, char *error,
                                size_t error_len) {
   if (fw_rawjson_type(variants) != FW_RAWJSON_ARRAY)

@@ -26,6 +26,10 @@ bool fw_flagdef_check_rules(struct fw_rawjson rules, char *error, size_t error_l
 bool fw_flagdef_check_rollout(struct fw_rawjson rollout, struct fw_rawjson variants, char *error,
                               size_t error_len);
 
+/* Whether validated rules refer to segment `key`: a member "segment" equal to it, or a
+ * member "segments" listing it, at any depth. */
+bool fw_flagdef_rules_use_segment(struct fw_rawjson rules, const char *key);
+
 /* Whether the validated `variants` array has a variant `key`. */
 bool fw_flagdef_has_variant(struct fw_rawjson variants, const char *key);
 

@@ -574,7 +574,7 @@ void fw_mutate_create_flag(struct fw_write_ctx *ctx, void *mutation) {
   if (store_failed(ctx, ctx->store->ops->put_doc(ctx->store, &row), "the flag"))
     goto done;
   flag = fw_object_new(FW_TABLE_FLAGS, row.id, project->project->id, m->key, doc.data, doc.len, 1);
-  if (!flag || !advance(ctx, fw_world_with_flag(ctx->world, m->project, flag))) {
+  if (!flag || !advance(ctx, fw_world_with_project_object(ctx->world, m->project, flag))) {
     if (!ctx->error_code)
       out_of_memory(ctx);
     goto done;
@@ -678,7 +678,7 @@ void fw_mutate_update_flag(struct fw_write_ctx *ctx, void *mutation) {
     goto done;
   next = fw_object_new(FW_TABLE_FLAGS, flag->id, project->project->id, m->key, doc.data, doc.len,
                        fields.version);
-  if (!next || !advance(ctx, fw_world_with_flag(ctx->world, m->project, next))) {
+  if (!next || !advance(ctx, fw_world_with_project_object(ctx->world, m->project, next))) {
     if (!ctx->error_code)
       out_of_memory(ctx);
     goto done;
@@ -713,11 +713,234 @@ void fw_mutate_delete_flag(struct fw_write_ctx *ctx, void *mutation) {
     return;
   int rc = ctx->store->ops->delete_doc(ctx->store, FW_TABLE_FLAGS, flag->id, 0);
   if (store_failed(ctx, rc, "the flag") ||
-      !advance(ctx, fw_world_without_flag(ctx->world, m->project, m->key)))
+      !advance(ctx,
+               fw_world_without_project_object(ctx->world, m->project, FW_TABLE_FLAGS, m->key)))
     return;
   for (size_t i = 0; i < project->env_count; i++) {
     int64_t revision;
     if (!log_change(ctx, m->project, project->envs[i], "flag_deleted", m->key, NULL, m, &revision))
+      return;
+  }
+  ctx->status = 204;
+}
+
+/* ---- segments ---- */
+
+static int segment_doc(struct fw_buf *out, const char *key, const char *name,
+                       const char *description, int64_t version, const char *created_at,
+                       int64_t now_ms) {
+  struct object_writer w;
+  ow_begin(&w, out);
+  ow_string(&w, "key", key);
+  ow_string(&w, "name", name);
+  ow_string(&w, "description", description);
+  ow_int(&w, "version", version);
+  if (created_at)
+    ow_string(&w, "created_at", created_at);
+  else
+    ow_time(&w, "created_at", now_ms);
+  ow_time(&w, "updated_at", now_ms);
+  return ow_end(&w);
+}
+
+/* Writes a segment's rules in one environment as a new revision, logs segment_updated
+ * with the segment as the environment sees it, and advances the world. */
+static bool write_segment_rules(struct fw_write_ctx *ctx, const struct fw_mutation *m,
+                                const struct fw_env_node *env, const struct fw_object *segment,
+                                const char *rules, size_t rules_len, int64_t version,
+                                struct fw_buf *view) {
+  int64_t revision, at_ms;
+  int rc = ctx->store->ops->next_revision(ctx->store, env->env->id, ctx->now_ms, &revision, &at_ms);
+  if (store_failed(ctx, rc, "the revision"))
+    return false;
+  struct fw_buf doc;
+  fw_buf_init(&doc, DOC_MAX);
+  struct object_writer w;
+  ow_begin(&w, &doc);
+  ow_string(&w, "environment", env->env->key);
+  ow_raw(&w, "rules", rules, rules_len);
+  ow_int(&w, "rules_version", version);
+  ow_int(&w, "revision", revision);
+  ow_time(&w, "rules_updated_at", at_ms);
+  fw_buf_reset(view);
+  if (ow_end(&w) || append_merged(view, segment->doc, segment->doc_len, doc.data, doc.len)) {
+    fw_buf_free(&doc);
+    return !out_of_memory(ctx);
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_SEGMENT_RULES,
+                             .id = segment->id,
+                             .parent_id = env->env->id,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = version};
+  struct fw_store_change change = {.environment_id = env->env->id,
+                                   .revision = revision,
+                                   .kind = "segment_updated",
+                                   .key = segment->key,
+                                   .object = view->data,
+                                   .object_len = view->len,
+                                   .actor = m->actor,
+                                   .at_ms = at_ms};
+  rc = ctx->store->ops->put_doc(ctx->store, &row);
+  if (!rc)
+    rc = ctx->store->ops->append_change(ctx->store, &change);
+  bool ok = !store_failed(ctx, rc, "the segment's rules");
+  struct fw_object *object = NULL;
+  if (ok) {
+    object = fw_object_new(FW_TABLE_SEGMENT_RULES, segment->id, env->env->id, segment->key,
+                           doc.data, doc.len, version);
+    if (object)
+      object->revision = revision;
+    ok = object &&
+         advance(ctx, fw_world_with_env_object(current(ctx), m->project, env->env->key, object)) &&
+         advance(ctx,
+                 fw_world_with_revision(current(ctx), m->project, env->env->key, revision, at_ms));
+    if (!ok && !ctx->error_code)
+      out_of_memory(ctx);
+  }
+  fw_object_unref(object);
+  fw_buf_free(&doc);
+  return ok;
+}
+
+int fw_render_env_segment(struct fw_buf *out, const struct fw_object *segment,
+                          const struct fw_object *rules) {
+  return append_merged(out, segment->doc, segment->doc_len, rules->doc, rules->doc_len);
+}
+
+/* Puts a segment definition (new when `existing` is NULL) and re-logs it in every
+ * environment with its rules there (empty for a new segment). */
+static void put_segment(struct fw_write_ctx *ctx, struct fw_mutation *m,
+                        struct fw_project_node *project, const struct fw_object *existing) {
+  char name[FW_NAME_MAX + 1] = "", description[FW_DESCRIPTION_MAX + 1] = "", created_at[64];
+  if (existing) {
+    doc_string(existing, "name", name, sizeof name);
+    doc_string(existing, "description", description, sizeof description);
+    doc_string(existing, "created_at", created_at, sizeof created_at);
+  }
+  int64_t version = existing ? existing->version + 1 : 1;
+  struct fw_buf doc, view;
+  fw_buf_init(&doc, DOC_MAX);
+  fw_buf_init(&view, DOC_MAX);
+  struct fw_object *segment = NULL;
+  if (segment_doc(&doc, m->key, m->has_name ? m->name : (existing ? name : m->key),
+                  m->has_description ? m->description : description, version,
+                  existing ? created_at : NULL, ctx->now_ms)) {
+    out_of_memory(ctx);
+    goto done;
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_SEGMENTS,
+                             .id = existing ? existing->id : 0,
+                             .parent_id = project->project->id,
+                             .key = m->key,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = version};
+  if (store_failed(ctx, ctx->store->ops->put_doc(ctx->store, &row), "the segment"))
+    goto done;
+  segment = fw_object_new(FW_TABLE_SEGMENTS, row.id, project->project->id, m->key, doc.data,
+                          doc.len, version);
+  if (!segment || !advance(ctx, fw_world_with_project_object(ctx->world, m->project, segment))) {
+    if (!ctx->error_code)
+      out_of_memory(ctx);
+    goto done;
+  }
+  for (size_t i = 0; i < project->env_count; i++) {
+    const struct fw_object *rules =
+        existing ? fw_env_segment_rules(project->envs[i], m->key) : NULL;
+    struct fw_rawjson text = rules ? doc_member(rules, "rules") : (struct fw_rawjson){"[]", 2};
+    if (!write_segment_rules(ctx, m, project->envs[i], segment, text.text, text.len,
+                             rules ? rules->version : 1, &view))
+      goto done;
+  }
+  respond(ctx, existing ? 200 : 201, doc.data, doc.len);
+done:
+  fw_object_unref(segment);
+  fw_buf_free(&doc);
+  fw_buf_free(&view);
+}
+
+void fw_mutate_create_segment(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  if (!project)
+    return;
+  if (fw_project_segment(project, m->key)) {
+    fw_write_fail(ctx, 409, "duplicate_key", "segment '%s' already exists in project '%s'", m->key,
+                  m->project);
+    return;
+  }
+  put_segment(ctx, m, project, NULL);
+}
+
+void fw_mutate_update_segment(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  struct fw_object *segment = project ? fw_project_segment(project, m->key) : NULL;
+  if (project && !segment)
+    fw_write_fail(ctx, 404, "not_found", "no segment '%s' in project '%s'", m->key, m->project);
+  if (segment && version_matches(ctx, m, segment->version))
+    put_segment(ctx, m, project, segment);
+}
+
+void fw_mutate_segment_rules(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  struct fw_env_node *env = project ? need_env(ctx, project, m->env) : NULL;
+  if (!env)
+    return;
+  struct fw_object *segment = fw_project_segment(project, m->key);
+  struct fw_object *rules = segment ? fw_env_segment_rules(env, m->key) : NULL;
+  if (!rules) {
+    fw_write_fail(ctx, 404, "not_found", "no segment '%s' in project '%s'", m->key, m->project);
+    return;
+  }
+  if (!version_matches(ctx, m, rules->version))
+    return;
+  struct fw_buf view;
+  fw_buf_init(&view, DOC_MAX);
+  if (write_segment_rules(ctx, m, env, segment, m->rules, strlen(m->rules), rules->version + 1,
+                          &view))
+    respond(ctx, 200, view.data, view.len);
+  fw_buf_free(&view);
+}
+
+void fw_mutate_delete_segment(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  if (!project)
+    return;
+  struct fw_object *segment = fw_project_segment(project, m->key);
+  if (!segment) {
+    fw_write_fail(ctx, 404, "not_found", "no segment '%s' in project '%s'", m->key, m->project);
+    return;
+  }
+  if (!version_matches(ctx, m, segment->version))
+    return;
+  /* Flags whose rules still use it would silently change meaning: name them. */
+  char referrers[200] = "";
+  size_t used = 0;
+  for (size_t e = 0; e < project->env_count; e++) {
+    struct fw_env_node *env = project->envs[e];
+    for (size_t f = 0; f < env->state_count && used + 1 < sizeof referrers; f++) {
+      if (fw_flagdef_rules_use_segment(doc_member(env->states[f], "rules"), m->key))
+        used += (size_t)snprintf(referrers + used, sizeof referrers - used, "%sflag '%s' in '%s'",
+                                 used ? ", " : "", env->states[f]->key, env->env->key);
+    }
+  }
+  if (used) {
+    fw_write_fail(ctx, 409, "in_use", "segment '%s' is used by %s", m->key, referrers);
+    return;
+  }
+  int rc = ctx->store->ops->delete_doc(ctx->store, FW_TABLE_SEGMENTS, segment->id, 0);
+  if (store_failed(ctx, rc, "the segment") ||
+      !advance(ctx,
+               fw_world_without_project_object(ctx->world, m->project, FW_TABLE_SEGMENTS, m->key)))
+    return;
+  for (size_t i = 0; i < project->env_count; i++) {
+    int64_t revision;
+    if (!log_change(ctx, m->project, project->envs[i], "segment_deleted", m->key, NULL, m,
+                    &revision))
       return;
   }
   ctx->status = 204;
@@ -780,6 +1003,52 @@ static bool new_credential(struct fw_write_ctx *ctx, enum fw_credential_kind kin
     return false;
   }
   return put_credential(ctx, &credential);
+}
+
+/* Gives a new environment empty rules for every segment of its project, as part of its
+ * first revision. */
+static bool add_segment_rules(struct fw_write_ctx *ctx, const struct fw_mutation *m,
+                              const struct fw_project_node *project, int64_t environment_id,
+                              int64_t revision) {
+  struct fw_env_node *env = fw_project_env(fw_world_project(current(ctx), m->project), m->key);
+  struct fw_object **rules =
+      calloc(project->segment_count ? project->segment_count : 1, sizeof *rules);
+  size_t count = 0;
+  bool ok = rules != NULL;
+  struct fw_buf doc;
+  fw_buf_init(&doc, DOC_MAX);
+  for (size_t i = 0; ok && i < project->segment_count; i++) {
+    struct fw_object *segment = project->segments[i];
+    struct object_writer w;
+    fw_buf_reset(&doc);
+    ow_begin(&w, &doc);
+    ow_string(&w, "environment", m->key);
+    ow_raw(&w, "rules", "[]", 2);
+    ow_int(&w, "rules_version", 1);
+    ow_int(&w, "revision", revision);
+    ow_time(&w, "rules_updated_at", env->last_change_ms);
+    struct fw_store_doc row = {.table = FW_TABLE_SEGMENT_RULES,
+                               .id = segment->id,
+                               .parent_id = environment_id,
+                               .doc = doc.data,
+                               .doc_len = doc.len,
+                               .version = 1};
+    ok = !ow_end(&w) &&
+         !store_failed(ctx, ctx->store->ops->put_doc(ctx->store, &row), "the segment's rules") &&
+         (rules[count] = fw_object_new(FW_TABLE_SEGMENT_RULES, segment->id, environment_id,
+                                       segment->key, doc.data, doc.len, 1)) != NULL;
+    if (ok)
+      rules[count++]->revision = revision;
+  }
+  ok = ok && advance(ctx, fw_world_with_env_objects(current(ctx), m->project, m->key,
+                                                    FW_TABLE_SEGMENT_RULES, rules, count));
+  if (!ok && !ctx->error_code)
+    out_of_memory(ctx);
+  for (size_t i = 0; i < count; i++)
+    fw_object_unref(rules[i]);
+  free(rules);
+  fw_buf_free(&doc);
+  return ok;
 }
 
 void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation) {
@@ -873,8 +1142,9 @@ void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation) {
     }
     states[state_count++]->revision = revision;
   }
-  if (!advance(ctx,
-               fw_world_with_env_states(current(ctx), m->project, m->key, states, state_count)))
+  if (!advance(ctx, fw_world_with_env_objects(current(ctx), m->project, m->key,
+                                              FW_TABLE_FLAG_STATES, states, state_count)) ||
+      !add_segment_rules(ctx, m, project, env_object->id, revision))
     goto done;
   char server_key[FW_KEY_LEN + 1], client_key[FW_KEY_LEN + 1];
   if (!new_credential(ctx, FW_CREDENTIAL_SERVER, env_object->id, "server", server_key) ||

@@ -79,6 +79,14 @@ void fw_mutate_delete_project(struct fw_write_ctx *ctx, void *mutation);
 /* Changes a flag's state in one environment: fields of the mutation, or `toggle`. */
 void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_put_config(struct fw_write_ctx *ctx, void *mutation);
+/* Segments: definitions per project (created with empty rules in every environment),
+ * rules per environment; each change is a segment_updated in the environments it
+ * touches. A segment still used by a flag's rules cannot be deleted (409 naming them). */
+void fw_mutate_create_segment(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_update_segment(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_segment_rules(struct fw_write_ctx *ctx, void *mutation);
+void fw_mutate_delete_segment(struct fw_write_ctx *ctx, void *mutation);
+
 /* Reads a page of an environment's change log (through the writer, which owns the
  * store). */
 void fw_mutate_read_changes(struct fw_write_ctx *ctx, void *mutation);
@@ -102,6 +110,9 @@ bool fw_credential_valid(const struct fw_credential *credential, int64_t now_ms)
 
 /* Appends an environment's JSON with its current revision. */
 FW_MUST_CHECK int fw_render_env(struct fw_buf *out, const struct fw_env_node *env);
+/* Appends a segment as seen in one environment: its definition and its rules there. */
+FW_MUST_CHECK int fw_render_env_segment(struct fw_buf *out, const struct fw_object *segment,
+                                        const struct fw_object *rules);
 /* Appends a flag as seen in one environment: its definition and its state there. */
 FW_MUST_CHECK int fw_render_env_flag(struct fw_buf *out, const struct fw_object *flag,
                                      const struct fw_object *state);

@@ -59,6 +59,7 @@ static void env_unref(struct fw_env_node *env) {
   fw_object_unref(env->env);
   unref_objects(env->states, env->state_count);
   unref_objects(env->configs, env->config_count);
+  unref_objects(env->segment_rules, env->segment_rule_count);
   free(env);
 }
 
@@ -67,6 +68,7 @@ static void project_unref(struct fw_project_node *project) {
     return;
   fw_object_unref(project->project);
   unref_objects(project->flags, project->flag_count);
+  unref_objects(project->segments, project->segment_count);
   for (size_t i = 0; i < project->env_count; i++)
     env_unref(project->envs[i]);
   free(project->envs);
@@ -147,6 +149,42 @@ struct fw_object *fw_env_state(const struct fw_env_node *env, const char *flag_k
 
 struct fw_object *fw_env_config(const struct fw_env_node *env, const char *key) {
   return find_object(env->configs, env->config_count, key);
+}
+
+struct fw_object *fw_project_segment(const struct fw_project_node *project, const char *key) {
+  return find_object(project->segments, project->segment_count, key);
+}
+
+struct fw_object *fw_env_segment_rules(const struct fw_env_node *env, const char *segment_key) {
+  return find_object(env->segment_rules, env->segment_rule_count, segment_key);
+}
+
+/* The array of `table`'s objects in a project (flags or segments). */
+static void project_array(struct fw_project_node *project, enum fw_store_table table,
+                          struct fw_object ****items, size_t **count) {
+  bool segments = table == FW_TABLE_SEGMENTS;
+  *items = segments ? &project->segments : &project->flags;
+  *count = segments ? &project->segment_count : &project->flag_count;
+}
+
+/* The array of `table`'s objects in an environment (flag states, segment rules or
+ * configs). */
+static void env_array(struct fw_env_node *env, enum fw_store_table table,
+                      struct fw_object ****items, size_t **count) {
+  switch (table) {
+  case FW_TABLE_CONFIGS:
+    *items = &env->configs;
+    *count = &env->config_count;
+    break;
+  case FW_TABLE_SEGMENT_RULES:
+    *items = &env->segment_rules;
+    *count = &env->segment_rule_count;
+    break;
+  default:
+    *items = &env->states;
+    *count = &env->state_count;
+    break;
+  }
 }
 
 bool fw_world_find_env(const struct fw_world *world, int64_t environment_id,
@@ -247,9 +285,11 @@ static struct fw_env_node *env_copy(const struct fw_env_node *env) {
   copy->last_change_ms = env->last_change_ms;
   copy->states = objects_copy(env->states, env->state_count);
   copy->configs = objects_copy(env->configs, env->config_count);
+  copy->segment_rules = objects_copy(env->segment_rules, env->segment_rule_count);
   copy->state_count = env->state_count;
   copy->config_count = env->config_count;
-  if (!copy->states || !copy->configs) {
+  copy->segment_rule_count = env->segment_rule_count;
+  if (!copy->states || !copy->configs || !copy->segment_rules) {
     env_unref(copy);
     return NULL;
   }
@@ -264,8 +304,10 @@ static struct fw_project_node *project_copy(const struct fw_project_node *projec
   copy->project = fw_object_ref(project->project);
   copy->flags = objects_copy(project->flags, project->flag_count);
   copy->flag_count = project->flag_count;
+  copy->segments = objects_copy(project->segments, project->segment_count);
+  copy->segment_count = project->segment_count;
   copy->envs = malloc((project->env_count ? project->env_count : 1) * sizeof *copy->envs);
-  if (!copy->flags || !copy->envs) {
+  if (!copy->flags || !copy->segments || !copy->envs) {
     free(copy->envs);
     copy->envs = NULL;
     project_unref(copy);
@@ -443,34 +485,15 @@ struct fw_world *fw_world_with_env(const struct fw_world *world, const char *pro
   return next;
 }
 
-struct fw_world *fw_world_with_flag(const struct fw_world *world, const char *project_key,
-                                    struct fw_object *flag) {
+struct fw_world *fw_world_with_project_object(const struct fw_world *world, const char *project_key,
+                                              struct fw_object *object) {
   struct fw_project_node *project;
   struct fw_world *next = copy_to_project(world, project_key, &project);
   if (!next)
     return NULL;
-  size_t count;
-  struct fw_object **flags = objects_with(project->flags, project->flag_count, flag, &count);
-  if (!flags) {
-    fw_world_unref(next);
-    return NULL;
-  }
-  unref_objects(project->flags, project->flag_count);
-  project->flags = flags;
-  project->flag_count = count;
-  return next;
-}
-
-struct fw_world *fw_world_with_env_object(const struct fw_world *world, const char *project_key,
-                                          const char *env_key, struct fw_object *object) {
-  struct fw_env_node *env;
-  struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
-  if (!next)
-    return NULL;
-  bool is_config = object->table == FW_TABLE_CONFIGS;
-  struct fw_object ***items = is_config ? &env->configs : &env->states;
-  size_t *count = is_config ? &env->config_count : &env->state_count;
-  size_t new_count;
+  struct fw_object ***items;
+  size_t *count, new_count;
+  project_array(project, object->table, &items, &count);
   struct fw_object **replaced = objects_with(*items, *count, object, &new_count);
   if (!replaced) {
     fw_world_unref(next);
@@ -482,19 +505,42 @@ struct fw_world *fw_world_with_env_object(const struct fw_world *world, const ch
   return next;
 }
 
-struct fw_world *fw_world_with_env_states(const struct fw_world *world, const char *project_key,
-                                          const char *env_key, struct fw_object **states,
-                                          size_t count) {
+struct fw_world *fw_world_with_env_object(const struct fw_world *world, const char *project_key,
+                                          const char *env_key, struct fw_object *object) {
   struct fw_env_node *env;
   struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
-  struct fw_object **copy = next ? objects_copy(states, count) : NULL;
+  if (!next)
+    return NULL;
+  struct fw_object ***items;
+  size_t *count, new_count;
+  env_array(env, object->table, &items, &count);
+  struct fw_object **replaced = objects_with(*items, *count, object, &new_count);
+  if (!replaced) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  unref_objects(*items, *count);
+  *items = replaced;
+  *count = new_count;
+  return next;
+}
+
+struct fw_world *fw_world_with_env_objects(const struct fw_world *world, const char *project_key,
+                                           const char *env_key, enum fw_store_table table,
+                                           struct fw_object **objects, size_t count) {
+  struct fw_env_node *env;
+  struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
+  struct fw_object **copy = next ? objects_copy(objects, count) : NULL;
   if (!copy) {
     fw_world_unref(next);
     return NULL;
   }
-  unref_objects(env->states, env->state_count);
-  env->states = copy;
-  env->state_count = count;
+  struct fw_object ***items;
+  size_t *current_count;
+  env_array(env, table, &items, &current_count);
+  unref_objects(*items, *current_count);
+  *items = copy;
+  *current_count = count;
   return next;
 }
 
@@ -561,25 +607,33 @@ struct fw_world *fw_world_without_env(const struct fw_world *world, const char *
   return next;
 }
 
-struct fw_world *fw_world_without_flag(const struct fw_world *world, const char *project_key,
-                                       const char *flag_key) {
+struct fw_world *fw_world_without_project_object(const struct fw_world *world,
+                                                 const char *project_key, enum fw_store_table table,
+                                                 const char *key) {
   struct fw_project_node *project;
   struct fw_world *next = copy_to_project(world, project_key, &project);
   if (!next)
     return NULL;
-  if (!objects_remove(project->flags, &project->flag_count, flag_key)) {
+  struct fw_object ***items;
+  size_t *count;
+  project_array(project, table, &items, &count);
+  if (!objects_remove(*items, count, key)) {
     fw_world_unref(next);
     return NULL;
   }
+  enum fw_store_table per_env =
+      table == FW_TABLE_SEGMENTS ? FW_TABLE_SEGMENT_RULES : FW_TABLE_FLAG_STATES;
   for (size_t i = 0; i < project->env_count; i++) {
-    if (!fw_env_state(project->envs[i], flag_key))
+    env_array(project->envs[i], per_env, &items, &count);
+    if (!find_object(*items, *count, key))
       continue;
     struct fw_env_node *env = env_copy(project->envs[i]);
     if (!env) {
       fw_world_unref(next);
       return NULL;
     }
-    objects_remove(env->states, &env->state_count, flag_key);
+    env_array(env, per_env, &items, &count);
+    objects_remove(*items, count, key);
     env_unref(project->envs[i]);
     project->envs[i] = env;
   }
@@ -640,8 +694,10 @@ struct loader {
   size_t project_cap;
   struct env_index *envs;
   size_t env_count, env_cap;
-  struct flag_index *flags;
+  struct flag_index *flags; /* flags and segments by id: what per-environment rows belong to */
   size_t flag_count, flag_cap;
+  struct flag_index *segments;
+  size_t segment_count, segment_cap;
   size_t credential_cap;
 };
 
@@ -679,13 +735,13 @@ static struct fw_env_node *env_by_id(struct loader *l, int64_t id) {
   return NULL;
 }
 
-static struct fw_object *flag_by_id(struct loader *l, int64_t id) {
-  size_t low = 0, high = l->flag_count;
+static struct fw_object *owner_by_id(const struct flag_index *index, size_t count, int64_t id) {
+  size_t low = 0, high = count;
   while (low < high) {
     size_t mid = low + (high - low) / 2;
-    if (l->flags[mid].id == id)
-      return l->flags[mid].flag;
-    if (l->flags[mid].id < id)
+    if (index[mid].id == id)
+      return index[mid].flag;
+    if (index[mid].id < id)
       low = mid + 1;
     else
       high = mid;
@@ -725,8 +781,9 @@ static int load_doc(void *ctx, const struct fw_store_doc *doc) {
   struct fw_world *world = l->world;
   const char *key = doc->key;
   struct fw_object *flag = NULL;
-  if (doc->table == FW_TABLE_FLAG_STATES) {
-    flag = flag_by_id(l, doc->id);
+  if (doc->table == FW_TABLE_FLAG_STATES || doc->table == FW_TABLE_SEGMENT_RULES) {
+    flag = doc->table == FW_TABLE_FLAG_STATES ? owner_by_id(l->flags, l->flag_count, doc->id)
+                                              : owner_by_id(l->segments, l->segment_count, doc->id);
     if (!flag)
       return FW_EINVAL;
     key = flag->key;
@@ -771,27 +828,37 @@ static int load_doc(void *ctx, const struct fw_store_doc *doc) {
     rc = FW_OK;
     break;
   }
-  case FW_TABLE_FLAGS: {
+  case FW_TABLE_FLAGS:
+  case FW_TABLE_SEGMENTS: {
     struct fw_project_node *project = project_by_id(l, doc->parent_id);
     if (!project)
       break;
-    rc = grow((void **)&l->flags, &l->flag_cap, l->flag_count, sizeof *l->flags);
+    bool flags = doc->table == FW_TABLE_FLAGS;
+    struct flag_index **index = flags ? &l->flags : &l->segments;
+    size_t *count = flags ? &l->flag_count : &l->segment_count;
+    rc = grow((void **)index, flags ? &l->flag_cap : &l->segment_cap, *count, sizeof **index);
+    struct fw_object ***items;
+    size_t *item_count;
+    project_array(project, doc->table, &items, &item_count);
     if (!rc)
-      rc = append_object(&project->flags, &project->flag_count, object);
+      rc = append_object(items, item_count, object);
     if (!rc) {
-      l->flags[l->flag_count++] = (struct flag_index){doc->id, object};
+      (*index)[(*count)++] = (struct flag_index){doc->id, object};
       object = NULL;
     }
     break;
   }
   case FW_TABLE_FLAG_STATES:
+  case FW_TABLE_SEGMENT_RULES:
   case FW_TABLE_CONFIGS: {
     struct fw_env_node *env = env_by_id(l, doc->parent_id);
     if (!env)
       break;
     object->revision = doc_revision(object);
-    rc = doc->table == FW_TABLE_CONFIGS ? append_object(&env->configs, &env->config_count, object)
-                                        : append_object(&env->states, &env->state_count, object);
+    struct fw_object ***items;
+    size_t *item_count;
+    env_array(env, doc->table, &items, &item_count);
+    rc = append_object(items, item_count, object);
     if (!rc)
       object = NULL;
     break;
@@ -855,11 +922,15 @@ static void sort_world(struct fw_world *world) {
   for (size_t p = 0; p < world->project_count; p++) {
     struct fw_project_node *project = world->projects[p];
     sort_items(project->flags, project->flag_count, sizeof *project->flags, compare_object_keys);
+    sort_items(project->segments, project->segment_count, sizeof *project->segments,
+               compare_object_keys);
     sort_items(project->envs, project->env_count, sizeof *project->envs, compare_env_keys);
     for (size_t e = 0; e < project->env_count; e++) {
       struct fw_env_node *env = project->envs[e];
       sort_items(env->states, env->state_count, sizeof *env->states, compare_object_keys);
       sort_items(env->configs, env->config_count, sizeof *env->configs, compare_object_keys);
+      sort_items(env->segment_rules, env->segment_rule_count, sizeof *env->segment_rules,
+                 compare_object_keys);
     }
   }
   sort_items(world->credentials, world->credential_count, sizeof *world->credentials,
@@ -874,6 +945,7 @@ int fw_world_load(struct fw_store *store, struct fw_world **out) {
   int rc = store->ops->load(store, &callbacks);
   free(l.envs);
   free(l.flags);
+  free(l.segments);
   if (rc) {
     fw_world_unref(l.world);
     return rc;

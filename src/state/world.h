@@ -44,6 +44,8 @@ struct fw_env_node {
   size_t state_count;
   struct fw_object **configs;
   size_t config_count;
+  struct fw_object **segment_rules; /* keyed by segment key */
+  size_t segment_rule_count;
 };
 
 struct fw_project_node {
@@ -53,6 +55,8 @@ struct fw_project_node {
   size_t flag_count;
   struct fw_env_node **envs; /* sorted by key */
   size_t env_count;
+  struct fw_object **segments; /* sorted by key */
+  size_t segment_count;
 };
 
 /* A credential as the server checks it: the SHA-256 of the key's text. */
@@ -98,6 +102,8 @@ struct fw_env_node *fw_project_env(const struct fw_project_node *project, const 
 struct fw_object *fw_project_flag(const struct fw_project_node *project, const char *key);
 struct fw_object *fw_env_state(const struct fw_env_node *env, const char *flag_key);
 struct fw_object *fw_env_config(const struct fw_env_node *env, const char *key);
+struct fw_object *fw_project_segment(const struct fw_project_node *project, const char *key);
+struct fw_object *fw_env_segment_rules(const struct fw_env_node *env, const char *segment_key);
 /* Finds the project node and environment node of an environment id; false if none. */
 bool fw_world_find_env(const struct fw_world *world, int64_t environment_id,
                        struct fw_project_node **project, struct fw_env_node **env);
@@ -124,14 +130,16 @@ struct fw_world *fw_world_with_project(const struct fw_world *world, struct fw_o
  * environment starts at `revision`. */
 struct fw_world *fw_world_with_env(const struct fw_world *world, const char *project_key,
                                    struct fw_object *env, int64_t revision, int64_t last_change_ms);
-struct fw_world *fw_world_with_flag(const struct fw_world *world, const char *project_key,
-                                    struct fw_object *flag);
-/* Sets every flag state of an environment at once (`states` sorted by flag key), for a
- * new environment. */
-struct fw_world *fw_world_with_env_states(const struct fw_world *world, const char *project_key,
-                                          const char *env_key, struct fw_object **states,
-                                          size_t count);
-/* Puts a flag state (keyed by flag key) or a config into an environment. */
+/* Puts a flag or a segment (by its table) into its project. */
+struct fw_world *fw_world_with_project_object(const struct fw_world *world, const char *project_key,
+                                              struct fw_object *object);
+/* Sets every flag state or segment rules (`table`) of an environment at once (`objects`
+ * sorted by key), for a new environment. */
+struct fw_world *fw_world_with_env_objects(const struct fw_world *world, const char *project_key,
+                                           const char *env_key, enum fw_store_table table,
+                                           struct fw_object **objects, size_t count);
+/* Puts a flag state (keyed by flag key), segment rules (keyed by segment key) or a
+ * config into an environment. */
 struct fw_world *fw_world_with_env_object(const struct fw_world *world, const char *project_key,
                                           const char *env_key, struct fw_object *object);
 /* Records that an environment reached `revision` at `at_ms`. */
@@ -142,8 +150,10 @@ struct fw_world *fw_world_with_revision(const struct fw_world *world, const char
 struct fw_world *fw_world_without_project(const struct fw_world *world, const char *project_key);
 struct fw_world *fw_world_without_env(const struct fw_world *world, const char *project_key,
                                       const char *env_key);
-struct fw_world *fw_world_without_flag(const struct fw_world *world, const char *project_key,
-                                       const char *flag_key);
+/* Removes a flag or segment (`table`) and what each environment holds of it. */
+struct fw_world *fw_world_without_project_object(const struct fw_world *world,
+                                                 const char *project_key, enum fw_store_table table,
+                                                 const char *key);
 struct fw_world *fw_world_without_config(const struct fw_world *world, const char *project_key,
                                          const char *env_key, const char *key);
 struct fw_world *fw_world_with_credential(const struct fw_world *world,

@@ -26,6 +26,11 @@ enum statement {
   STMT_PUT_FLAG_STATE,
   STMT_INSERT_CONFIG,
   STMT_UPDATE_CONFIG,
+  STMT_INSERT_SEGMENT,
+  STMT_UPDATE_SEGMENT,
+  STMT_PUT_SEGMENT_RULES,
+  STMT_DELETE_SEGMENT,
+  STMT_DELETE_SEGMENT_RULES,
   STMT_DELETE_PROJECT,
   STMT_DELETE_ENVIRONMENT,
   STMT_DELETE_FLAG,
@@ -56,6 +61,16 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_INSERT_CONFIG] = "INSERT INTO configs (environment_id, key, doc, version)"
                            " VALUES (?2, ?3, ?4, ?5)",
     [STMT_UPDATE_CONFIG] = "UPDATE configs SET doc = ?4, version = ?5 WHERE id = ?1",
+    [STMT_INSERT_SEGMENT] =
+        "INSERT INTO segments (project_id, key, doc, version) VALUES (?2, ?3, ?4, ?5)",
+    [STMT_UPDATE_SEGMENT] = "UPDATE segments SET doc = ?4, version = ?5 WHERE id = ?1",
+    [STMT_PUT_SEGMENT_RULES] =
+        "INSERT INTO segment_rules (segment_id, environment_id, doc, version)"
+        " VALUES (?1, ?2, ?4, ?5) ON CONFLICT (segment_id, environment_id)"
+        " DO UPDATE SET doc = excluded.doc, version = excluded.version",
+    [STMT_DELETE_SEGMENT] = "DELETE FROM segments WHERE id = ?1",
+    [STMT_DELETE_SEGMENT_RULES] =
+        "DELETE FROM segment_rules WHERE segment_id = ?1 AND environment_id = ?2",
     [STMT_DELETE_PROJECT] = "DELETE FROM projects WHERE id = ?1",
     [STMT_DELETE_ENVIRONMENT] = "DELETE FROM environments WHERE id = ?1",
     [STMT_DELETE_FLAG] = "DELETE FROM flags WHERE id = ?1",
@@ -169,6 +184,23 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (actor, key)"
     ") WITHOUT ROWID;"
     "CREATE INDEX idempotency_by_age ON idempotency (created_ms);",
+
+    /* 4: segments, reusable rule sets: defined per project, with rules per environment. */
+    "CREATE TABLE segments ("
+    "  id INTEGER PRIMARY KEY,"
+    "  project_id INTEGER NOT NULL REFERENCES projects (id),"
+    "  key TEXT NOT NULL,"
+    "  doc TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  UNIQUE (project_id, key)"
+    ");"
+    "CREATE TABLE segment_rules ("
+    "  segment_id INTEGER NOT NULL REFERENCES segments (id) ON DELETE CASCADE,"
+    "  environment_id INTEGER NOT NULL REFERENCES environments (id) ON DELETE CASCADE,"
+    "  doc TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  PRIMARY KEY (segment_id, environment_id)"
+    ") WITHOUT ROWID;",
 };
 
 static void say(char *error, size_t error_len, const char *fmt, ...) FW_PRINTF(3, 4);
@@ -300,14 +332,19 @@ static int sqlite_put_doc(struct fw_store *store, struct fw_store_doc *doc) {
                                            [FW_TABLE_ENVIRONMENTS] = STMT_INSERT_ENVIRONMENT,
                                            [FW_TABLE_FLAGS] = STMT_INSERT_FLAG,
                                            [FW_TABLE_FLAG_STATES] = STMT_PUT_FLAG_STATE,
-                                           [FW_TABLE_CONFIGS] = STMT_INSERT_CONFIG};
+                                           [FW_TABLE_CONFIGS] = STMT_INSERT_CONFIG,
+                                           [FW_TABLE_SEGMENTS] = STMT_INSERT_SEGMENT,
+                                           [FW_TABLE_SEGMENT_RULES] = STMT_PUT_SEGMENT_RULES};
   static const enum statement updates[] = {[FW_TABLE_PROJECTS] = STMT_UPDATE_PROJECT,
                                            [FW_TABLE_ENVIRONMENTS] = STMT_UPDATE_ENVIRONMENT,
                                            [FW_TABLE_FLAGS] = STMT_UPDATE_FLAG,
                                            [FW_TABLE_FLAG_STATES] = STMT_PUT_FLAG_STATE,
-                                           [FW_TABLE_CONFIGS] = STMT_UPDATE_CONFIG};
+                                           [FW_TABLE_CONFIGS] = STMT_UPDATE_CONFIG,
+                                           [FW_TABLE_SEGMENTS] = STMT_UPDATE_SEGMENT,
+                                           [FW_TABLE_SEGMENT_RULES] = STMT_PUT_SEGMENT_RULES};
   bool insert = doc->id == 0;
-  assert(!(insert && doc->table == FW_TABLE_FLAG_STATES));
+  /* Per-environment rows are keyed by their owner's id and put, never inserted bare. */
+  assert(!insert || (doc->table != FW_TABLE_FLAG_STATES && doc->table != FW_TABLE_SEGMENT_RULES));
   sqlite3_stmt *stmt = statement(s, insert ? inserts[doc->table] : updates[doc->table]);
   if (!stmt)
     return FW_EIO;
@@ -337,12 +374,14 @@ static int sqlite_delete_doc(struct fw_store *store, enum fw_store_table table, 
                                            [FW_TABLE_ENVIRONMENTS] = STMT_DELETE_ENVIRONMENT,
                                            [FW_TABLE_FLAGS] = STMT_DELETE_FLAG,
                                            [FW_TABLE_FLAG_STATES] = STMT_DELETE_FLAG_STATE,
-                                           [FW_TABLE_CONFIGS] = STMT_DELETE_CONFIG};
+                                           [FW_TABLE_CONFIGS] = STMT_DELETE_CONFIG,
+                                           [FW_TABLE_SEGMENTS] = STMT_DELETE_SEGMENT,
+                                           [FW_TABLE_SEGMENT_RULES] = STMT_DELETE_SEGMENT_RULES};
   sqlite3_stmt *stmt = statement(s, deletes[table]);
   if (!stmt)
     return FW_EIO;
   sqlite3_bind_int64(stmt, 1, id);
-  if (table == FW_TABLE_FLAG_STATES)
+  if (table == FW_TABLE_FLAG_STATES || table == FW_TABLE_SEGMENT_RULES)
     sqlite3_bind_int64(stmt, 2, parent_id);
   int rc = run(s, stmt);
   if (rc == FW_OK && sqlite3_changes(s->db) != 1)
@@ -565,6 +604,14 @@ static int sqlite_load(struct fw_store *store, const struct fw_store_loader *loa
     rc = load_docs(s, FW_TABLE_FLAG_STATES,
                    "SELECT flag_id, environment_id, NULL, doc, version FROM flag_states"
                    " ORDER BY flag_id, environment_id",
+                   loader);
+  if (!rc)
+    rc = load_docs(s, FW_TABLE_SEGMENTS,
+                   "SELECT id, project_id, key, doc, version FROM segments ORDER BY id", loader);
+  if (!rc)
+    rc = load_docs(s, FW_TABLE_SEGMENT_RULES,
+                   "SELECT segment_id, environment_id, NULL, doc, version FROM segment_rules"
+                   " ORDER BY segment_id, environment_id",
                    loader);
   if (!rc)
     rc = load_docs(s, FW_TABLE_CONFIGS,

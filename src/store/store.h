@@ -27,7 +27,9 @@ enum fw_store_table {
   FW_TABLE_ENVIRONMENTS,
   FW_TABLE_FLAGS,
   FW_TABLE_FLAG_STATES,
-  FW_TABLE_CONFIGS
+  FW_TABLE_CONFIGS,
+  FW_TABLE_SEGMENTS,     /* per project, like flags */
+  FW_TABLE_SEGMENT_RULES /* per environment, like flag states: id is the segment's */
 };
 
 /* One document row. Strings are borrowed for the call (or, in a load callback, until it
@@ -93,7 +95,8 @@ struct fw_store_ops {
   FW_MUST_CHECK int (*durability)(struct fw_store *store, enum fw_durability *out);
 
   /* Every document and credential, owners before what they own (projects,
-   * environments, flags, flag states, configs, then credentials). */
+   * environments, flags, flag states, configs, segments, segment rules, then
+   * credentials). */
   FW_MUST_CHECK int (*load)(struct fw_store *store, const struct fw_store_loader *loader);
   /* Change rows of an environment with a revision above `after`, at most `limit`, in
    * revision order. */

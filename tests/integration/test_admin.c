@@ -630,6 +630,82 @@ static void retried_requests_with_an_idempotency_key_run_once(void **state) {
   expect_error("POST", "/v1/projects", TOKEN, NULL, "{\"key\":\"once\"}", 409, "duplicate_key");
 }
 
+static void segments_have_rules_per_environment(void **state) {
+  (void)state;
+  json_t *doc = call("POST", "/v1/projects/shop/segments",
+                     "{\"key\":\"beta-users\",\"name\":\"Beta users\"}", 201);
+  assert_string_equal(string_of(doc, "name"), "Beta users");
+  json_decref(doc);
+  expect_error("POST", "/v1/projects/shop/segments", TOKEN, NULL, "{\"key\":\"beta-users\"}", 409,
+               "duplicate_key");
+
+  const char *path = "/v1/projects/shop/environments/prod/segments/beta-users";
+  doc = call("GET", path, NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "rules")), 0);
+  assert_int_equal(integer_of(doc, "rules_version"), 1);
+  json_decref(doc);
+  doc = call("PUT", path,
+             "{\"rules\":[{\"attribute\":\"email\",\"operator\":\"ends_with\",\"value\":"
+             "\"@example.com\"}],\"version\":1}",
+             200);
+  assert_int_equal(integer_of(doc, "rules_version"), 2);
+  json_int_t revision = integer_of(doc, "revision");
+  json_decref(doc);
+  expect_error("PUT", path, TOKEN, NULL, "{\"rules\":[],\"version\":1}", 409, "version_conflict");
+  expect_error("PUT", path, TOKEN, NULL, "{\"rules\":{}}", 422, "invalid_field");
+  expect_error("PUT", path, TOKEN, NULL, "{}", 422, "missing_field");
+  /* Staging keeps its own, empty, rules. */
+  doc = call("GET", "/v1/projects/shop/environments/staging/segments/beta-users", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "rules")), 0);
+  json_decref(doc);
+
+  /* The change log has it, as the environment sees it. */
+  char changes[160];
+  snprintf(changes, sizeof changes, "/v1/projects/shop/environments/prod/changes?after=%lld",
+           (long long)revision - 1);
+  doc = call("GET", changes, NULL, 200);
+  json_t *item = json_array_get(json_object_get(doc, "items"), 0);
+  assert_string_equal(string_of(item, "kind"), "segment_updated");
+  assert_string_equal(string_of(json_object_get(item, "object"), "name"), "Beta users");
+  json_decref(doc);
+
+  doc =
+      call("PATCH", "/v1/projects/shop/segments/beta-users", "{\"description\":\"testers\"}", 200);
+  assert_int_equal(integer_of(doc, "version"), 2);
+  json_decref(doc);
+  doc = call("GET", path, NULL, 200);
+  assert_string_equal(string_of(doc, "description"), "testers");
+  assert_int_equal(json_array_size(json_object_get(doc, "rules")), 1); /* rules kept */
+  json_decref(doc);
+
+  /* A flag that targets the segment keeps it from being deleted. */
+  json_decref(call("PATCH", "/v1/projects/shop/environments/staging/flags/new-checkout",
+                   "{\"rules\":[{\"segment\":\"beta-users\",\"variant\":\"on\"}]}", 200));
+  struct fwt_response res;
+  fwt_request(server.port, "DELETE", "/v1/projects/shop/segments/beta-users", TOKEN, NULL, NULL,
+              &res);
+  assert_int_equal(res.status, 409);
+  assert_non_null(strstr(res.body, "flag 'new-checkout' in 'staging'"));
+  fwt_response_free(&res);
+  json_decref(call("PATCH", "/v1/projects/shop/environments/staging/flags/new-checkout",
+                   "{\"rules\":[]}", 200));
+  fwt_request(server.port, "DELETE", "/v1/projects/shop/segments/beta-users", TOKEN, NULL, NULL,
+              &res);
+  assert_int_equal(res.status, 204);
+  fwt_response_free(&res);
+  expect_error("GET", path, TOKEN, NULL, NULL, 404, "not_found");
+
+  /* An environment made later gets empty rules for the segments there are. */
+  json_decref(call("POST", "/v1/projects/shop/segments", "{\"key\":\"staff\"}", 201));
+  json_decref(call("POST", "/v1/projects/shop/environments", "{\"key\":\"dev\"}", 201));
+  doc = call("GET", "/v1/projects/shop/environments/dev/segments", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "items")), 1);
+  assert_int_equal(
+      json_array_size(json_object_get(json_array_get(json_object_get(doc, "items"), 0), "rules")),
+      0);
+  json_decref(doc);
+}
+
 static void everything_survives_a_restart(void **state) {
   (void)state;
   json_t *before = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
@@ -677,6 +753,7 @@ int main(void) {
       cmocka_unit_test(roles_limit_what_tokens_may_do),
       cmocka_unit_test(keys_rotate_with_a_grace_period_or_at_once),
       cmocka_unit_test(retried_requests_with_an_idempotency_key_run_once),
+      cmocka_unit_test(segments_have_rules_per_environment),
       cmocka_unit_test(everything_survives_a_restart),
   };
   return cmocka_run_group_tests(tests, start_server, stop_server);

@@ -101,6 +101,16 @@ static void tags_and_rules_have_their_shapes(void **state) {
   assert_false(fw_flagdef_check_rules(json("{}"), error, sizeof error));
 }
 
+static void rules_that_use_a_segment_are_found_at_any_depth(void **state) {
+  (void)state;
+  assert_true(fw_flagdef_rules_use_segment(json("[{\"segment\":\"beta\"}]"), "beta"));
+  assert_true(fw_flagdef_rules_use_segment(
+      json("[{\"all\":[{\"not\":{\"segments\":[\"x\",\"beta\"]}}]}]"), "beta"));
+  assert_false(fw_flagdef_rules_use_segment(json("[{\"segment\":\"betamax\"}]"), "beta"));
+  assert_false(fw_flagdef_rules_use_segment(json("[{\"value\":\"beta\"}]"), "beta"));
+  assert_false(fw_flagdef_rules_use_segment(json("[]"), "beta"));
+}
+
 static void rollout_weights_add_up_to_exactly_100(void **state) {
   (void)state;
   struct fw_rawjson variants = json("[{\"key\":\"a\",\"value\":1},{\"key\":\"b\",\"value\":2}]");
@@ -164,6 +174,7 @@ int main(void) {
       cmocka_unit_test(variants_match_their_type),
       cmocka_unit_test(variant_keys_are_found),
       cmocka_unit_test(tags_and_rules_have_their_shapes),
+      cmocka_unit_test(rules_that_use_a_segment_are_found_at_any_depth),
       cmocka_unit_test(rollout_weights_add_up_to_exactly_100),
       cmocka_unit_test(keys_carry_their_kind_and_hash),
   };

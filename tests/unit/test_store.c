@@ -13,7 +13,7 @@
 #include "store/store.h"
 
 /* The migrations this build has. */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static char dir[64];
 
@@ -146,7 +146,7 @@ static int64_t put(struct fw_store *store, enum fw_store_table table, int64_t id
 }
 
 struct loaded {
-  int docs[5];
+  int docs[7];
   int credentials;
   char order[64];
   size_t order_len;

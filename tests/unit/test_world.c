@@ -41,7 +41,7 @@ static void old_worlds_do_not_change(void **state) {
   (void)state;
   struct fw_world *before = world_with_env();
   struct fw_object *flag = object(FW_TABLE_FLAGS, 100, "f");
-  struct fw_world *after = fw_world_with_flag(before, "shop", flag);
+  struct fw_world *after = fw_world_with_project_object(before, "shop", flag);
   assert_non_null(after);
   assert_null(fw_project_flag(fw_world_project(before, "shop"), "f"));
   assert_ptr_equal(fw_project_flag(fw_world_project(after, "shop"), "f"), flag);
@@ -112,7 +112,7 @@ static void changes_to_missing_scopes_are_refused(void **state) {
   (void)state;
   struct fw_world *world = world_with_env();
   struct fw_object *flag = object(FW_TABLE_FLAGS, 1, "f");
-  assert_null(fw_world_with_flag(world, "nope", flag));
+  assert_null(fw_world_with_project_object(world, "nope", flag));
   assert_null(fw_world_with_env_object(world, "shop", "nope", flag));
   fw_object_unref(flag);
   fw_world_unref(world);
