@@ -154,7 +154,13 @@ static bool path_key(const struct fw_http_request *req, struct fw_http_response 
                      const char *name, char *out) {
   const char *value = fw_http_param(req, name);
   if (!value || !fw_model_key_valid(value, strlen(value))) {
-    answer_error(res, req, 404, "not_found", "no %s '%s'", name, value ? value : "");
+    /* The route's parameter names are terse; say what they stand for. */
+    const char *noun = !strcmp(name, "env")   ? "environment"
+                       : !strcmp(name, "id")  ? "credential"
+                       : !strcmp(name, "key") ? "object"
+                                              : name;
+    answer_error(res, req, 404, "not_found", "no %s '%s' (keys are 1 to %d of [A-Za-z0-9._-])",
+                 noun, value ? value : "", FW_KEY_MAX);
     return false;
   }
   memcpy(out, value, strlen(value) + 1);
@@ -316,8 +322,19 @@ static bool list_window(const struct fw_http_request *req, struct fw_http_respon
   int64_t value = LIST_LIMIT_DEFAULT;
   if (!query_number(req, res, "limit", LIST_LIMIT_MAX, &value))
     return false;
-  *limit = value > 0 ? (size_t)value : LIST_LIMIT_DEFAULT;
-  *has_after = query_key(req, "after", after);
+  if (value == 0) {
+    answer_error(res, req, 400, "invalid_query", "'limit' must be from 1 to %d", LIST_LIMIT_MAX);
+    return false;
+  }
+  *limit = (size_t)value;
+  const char *raw;
+  size_t raw_len;
+  *has_after = find_query(req, "after", &raw, &raw_len);
+  /* A cursor that is not a key would silently restart the listing: refuse it. */
+  if (*has_after && !query_key(req, "after", after)) {
+    answer_error(res, req, 400, "invalid_query", "'after' must be a key from a previous page");
+    return false;
+  }
   return true;
 }
 

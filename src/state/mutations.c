@@ -451,6 +451,17 @@ static bool state_fits_variants(const struct state_fields *f, struct fw_rawjson 
   return true;
 }
 
+/* Whether `f` says exactly what `state` already holds. */
+static bool state_unchanged(const struct fw_object *state, const struct state_fields *f) {
+  char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1];
+  struct state_fields now;
+  read_state(state, &now, on, off, sizeof on);
+  return now.enabled == f->enabled && !strcmp(now.on_variant, f->on_variant) &&
+         !strcmp(now.off_variant, f->off_variant) && now.rules_len == f->rules_len &&
+         !memcmp(now.rules, f->rules, f->rules_len) && now.rollout_len == f->rollout_len &&
+         !memcmp(now.rollout, f->rollout, f->rollout_len);
+}
+
 void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_mutation *m = mutation;
   struct fw_project_node *project = need_project(ctx, m->project);
@@ -498,8 +509,16 @@ void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation) {
   }
   struct fw_buf view;
   fw_buf_init(&view, DOC_MAX);
-  if (write_state(ctx, m, m->project, env, flag, &f, "flag_updated", &view))
+  if (state_unchanged(state, &f)) {
+    /* Asking for what already is changes nothing: no version, revision or event, so
+     * `on` retried stays one change. */
+    if (fw_render_env_flag(&view, flag, state))
+      out_of_memory(ctx);
+    else
+      respond(ctx, 200, view.data, view.len);
+  } else if (write_state(ctx, m, m->project, env, flag, &f, "flag_updated", &view)) {
     respond(ctx, 200, view.data, view.len);
+  }
   fw_buf_free(&view);
 }
 

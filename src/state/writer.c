@@ -10,6 +10,7 @@
 #include "net/http.h"
 #include "util/digest.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/time.h"
 
 #define MAX_LOOPS 64
@@ -21,6 +22,12 @@
 /* How long answers are remembered for Idempotency-Key, and how often old ones go. */
 #define IDEMPOTENCY_KEEP_MS (24LL * 3600 * 1000)
 #define IDEMPOTENCY_PRUNE_EVERY_GROUPS 1024
+/* The writer's block of metric slots: loops take 1 to 64, the main thread 0. */
+#define WRITER_METRICS_THREAD (FW_METRICS_MAX_THREADS - 1)
+
+static const uint64_t group_size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+static const uint64_t commit_bounds_us[] = {100,   250,   500,   1000,   2500,   5000,
+                                            10000, 25000, 50000, 100000, 250000, 1000000};
 
 struct group;
 
@@ -73,6 +80,7 @@ struct fw_writer {
   bool stopping;                         /* under `lock` */
   int64_t last_now_ms;
   uint64_t groups; /* run so far, to prune remembered answers now and then */
+  struct fw_metric writes_ok, writes_failed, writes_replayed, group_sizes, commit_latency;
 };
 
 void fw_write_fail(struct fw_write_ctx *ctx, int status, const char *code, const char *fmt, ...) {
@@ -235,6 +243,10 @@ static void run_write(struct fw_writer *writer, struct write *w, struct fw_world
   }
   w->status = ctx.status;
   w->error_code = ctx.error_code;
+  fw_metric_add(w->replayed      ? &writer->writes_replayed
+                : ctx.error_code ? &writer->writes_failed
+                                 : &writer->writes_ok,
+                1);
   memcpy(w->error_message, ctx.error_message, sizeof w->error_message);
   if (ctx.error_code) {
     fw_world_unref(ctx.next);
@@ -270,7 +282,10 @@ static void run_group(struct fw_writer *writer, struct write *writes) {
   struct fw_world *world = fw_world_ref(writer->latest);
   for (struct write *w = writes; w; w = w->next)
     run_write(writer, w, &world, now_ms);
-  if (store->ops->commit(store) != FW_OK) {
+  uint64_t commit_started = uv_hrtime();
+  int committed = store->ops->commit(store);
+  fw_metric_observe(&writer->commit_latency, (uv_hrtime() - commit_started) / 1000);
+  if (committed != FW_OK) {
     store->ops->rollback(store);
     fail_all(writes, "the store could not commit; nothing was changed");
     fw_world_unref(world);
@@ -282,6 +297,7 @@ static void run_group(struct fw_writer *writer, struct write *writes) {
 
 static void writer_main(void *arg) {
   struct fw_writer *writer = arg;
+  fw_metrics_bind_thread(WRITER_METRICS_THREAD);
   for (;;) {
     uv_mutex_lock(&writer->lock);
     while (!writer->queue_head && !writer->stopping)
@@ -292,8 +308,10 @@ static void writer_main(void *arg) {
     }
     /* Take up to MAX_GROUP writes, in submission order. */
     struct write *writes = writer->queue_head, *last = writes;
-    for (size_t n = 1; n < MAX_GROUP && last->next; n++)
+    size_t size = 1;
+    for (; size < MAX_GROUP && last->next; size++)
       last = last->next;
+    fw_metric_observe(&writer->group_sizes, size);
     writer->queue_head = last->next;
     if (!writer->queue_head)
       writer->queue_tail = NULL;
@@ -329,6 +347,28 @@ int fw_writer_start(struct fw_store *store, struct fw_world *world, unsigned loo
   struct fw_writer *writer = calloc(1, sizeof *writer);
   if (!writer)
     return FW_ENOMEM;
+  int rc = fw_metrics_counter("flagwire_writes_total",
+                              "Writes answered by the writer, by outcome (replayed: a retry with "
+                              "a known Idempotency-Key).",
+                              "outcome=\"ok\"", &writer->writes_ok);
+  if (!rc)
+    rc = fw_metrics_counter("flagwire_writes_total", NULL, "outcome=\"failed\"",
+                            &writer->writes_failed);
+  if (!rc)
+    rc = fw_metrics_counter("flagwire_writes_total", NULL, "outcome=\"replayed\"",
+                            &writer->writes_replayed);
+  if (!rc)
+    rc = fw_metrics_histogram(
+        "flagwire_write_group_size", "Writes committed together in one transaction (one fsync).",
+        NULL, group_size_bounds, FW_ARRAY_LEN(group_size_bounds), 1.0, &writer->group_sizes);
+  if (!rc)
+    rc = fw_metrics_histogram(
+        "flagwire_write_commit_seconds", "Time to commit a group of writes, fsync included.", NULL,
+        commit_bounds_us, FW_ARRAY_LEN(commit_bounds_us), 1e-6, &writer->commit_latency);
+  if (rc) {
+    free(writer);
+    return rc;
+  }
   writer->store = store;
   writer->loop_count = loop_count;
   writer->latest = fw_world_ref(world);

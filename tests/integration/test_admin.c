@@ -138,6 +138,8 @@ static void bad_project_requests_get_clear_errors(void **state) {
                "{\"key\":\"x\"}", 401, "unauthorized");
   expect_error("GET", "/v1/projects/nope", TOKEN, NULL, NULL, 404, "not_found");
   expect_error("GET", "/v1/projects?limit=lots", TOKEN, NULL, NULL, 400, "invalid_query");
+  expect_error("GET", "/v1/projects?limit=0", TOKEN, NULL, NULL, 400, "invalid_query");
+  expect_error("GET", "/v1/projects?after=not%20a%20key", TOKEN, NULL, NULL, 400, "invalid_query");
   /* Nothing above created anything. */
   json_t *doc = call("GET", "/v1/projects", NULL, 200);
   assert_int_equal(json_array_size(json_object_get(doc, "items")), 4);
@@ -253,6 +255,12 @@ static void flag_state_is_patched_and_toggled_with_revisions(void **state) {
 
   doc = call("POST", "/v1/projects/shop/environments/prod/flags/new-checkout/toggle", NULL, 200);
   assert_true(json_is_false(json_object_get(doc, "enabled")));
+  assert_int_equal(integer_of(doc, "revision"), revision + 1);
+  assert_int_equal(integer_of(doc, "state_version"), version + 1);
+  json_decref(doc);
+
+  /* Asking for what already is changes nothing: same version, same revision. */
+  doc = call("PATCH", path, "{\"enabled\":false}", 200);
   assert_int_equal(integer_of(doc, "revision"), revision + 1);
   assert_int_equal(integer_of(doc, "state_version"), version + 1);
   json_decref(doc);
