@@ -1,8 +1,10 @@
-/* The command line: `flagwire serve`, `flagwire version`, `flagwire help`. */
+/* The command line: `flagwire serve`, `flagwire version`, `flagwire help`, and the
+ * management commands `flagwire projects|envs|flags|configs ...` (src/cli). */
 #include <stdio.h>
 #include <string.h>
 
 #include "app.h"
+#include "cli/cli.h"
 #include "settings.h"
 
 static void usage(FILE *out) {
@@ -10,6 +12,8 @@ static void usage(FILE *out) {
         "\n"
         "Usage:\n"
         "  flagwire serve [options]   run the server (flagwire serve --help lists the options)\n"
+        "  flagwire projects|envs|flags|configs <command> ...\n"
+        "                             manage a running server (flagwire flags --help)\n"
         "  flagwire version           print the version\n"
         "  flagwire help              print this text\n",
         out);
@@ -43,6 +47,8 @@ int main(int argc, char **argv) {
   const char *command = argv[1];
   if (strcmp(command, "serve") == 0)
     return serve(argc - 2, argv + 2);
+  if (fw_cli_is_group(command))
+    return fw_cli_main(argc - 1, argv + 1);
   if (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0) {
     puts("flagwire " FLAGWIRE_VERSION);
     return 0;
