@@ -134,10 +134,12 @@ static bool query_number(const struct fw_http_request *req, struct fw_http_respo
   if (!find_query(req, name, &value, &len))
     return true;
   int64_t number = 0;
-  bool valid = len > 0 && len <= 18;
+  bool valid = len > 0;
   for (size_t i = 0; valid && i < len; i++) {
-    valid = value[i] >= '0' && value[i] <= '9';
-    number = number * 10 + (value[i] - '0');
+    int digit = value[i] - '0';
+    valid = digit >= 0 && digit <= 9 && number <= (max - digit) / 10;
+    if (valid)
+      number = number * 10 + digit;
   }
   if (!valid || number > max) {
     answer_error(res, req, 400, "invalid_query", "'%s' must be a number from 0 to %" PRId64, name,
@@ -279,9 +281,27 @@ static bool read_key(struct fw_body *body, char *out) {
 }
 
 static bool read_name_and_description(struct fw_body *body, struct fw_mutation *m) {
-  return fw_body_string(body, "name", false, FW_NAME_MAX, m->name, sizeof m->name, &m->has_name) &&
-         fw_body_string(body, "description", false, FW_DESCRIPTION_MAX, m->description,
-                        sizeof m->description, &m->has_description);
+  if (!fw_body_string(body, "name", false, FW_NAME_MAX, m->name, sizeof m->name, &m->has_name))
+    return false;
+  /* A description may be cleared with "", unlike a name. */
+  struct fw_rawjson raw;
+  if (!fw_body_raw(body, "description", false, &raw, &m->has_description))
+    return false;
+  if (m->has_description && raw.len == 2 && fw_rawjson_type(raw) == FW_RAWJSON_STRING) {
+    m->description[0] = '\0';
+    return true;
+  }
+  return fw_body_string(body, "description", false, FW_DESCRIPTION_MAX, m->description,
+                        sizeof m->description, NULL);
+}
+
+/* A PATCH must change something: an empty body is a mistake worth saying. */
+static bool require_some_field(struct fw_body *body) {
+  size_t cursor = 0;
+  struct fw_rawjson name, value;
+  if (body->code || fw_rawjson_next_member(body->root, &cursor, &name, &value))
+    return !body->code;
+  return fw_body_fail(body, 422, "missing_field", "the body names nothing to change");
 }
 
 /* ---- lists ---- */
@@ -459,7 +479,7 @@ static void update_project(struct fw_http_request *req, struct fw_http_response 
     return;
   }
   if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
-      !read_name_and_description(&body, m) || !body_version(&body, m))
+      !require_some_field(&body) || !read_name_and_description(&body, m) || !body_version(&body, m))
     return reject(&body, m, res, req);
   submit(ctx, req, res, fw_mutate_update_project, m);
 }
@@ -500,10 +520,32 @@ static void get_environment(struct fw_http_request *req, struct fw_http_response
   struct fw_env_node *env;
   if (!world || !find_scope(world, req, res, &project, &env))
     return;
+  char etag[32];
+  snprintf(etag, sizeof etag, "\"%" PRId64 "\"", env->env->version);
   res->status = 200;
   res->content_type = "application/json";
-  if (fw_render_env(res->body, env))
+  if (fw_render_env(res->body, env) || fw_http_add_header(res, "ETag", etag))
     answer_out_of_memory(res, req);
+}
+
+static void patch_environment(struct fw_http_request *req, struct fw_http_response *res,
+                              void *ctx) {
+  struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_ADMIN);
+  if (!m)
+    return;
+  if (!path_key(req, res, "project", m->project) || !path_key(req, res, "env", m->env) ||
+      !if_match(req, res, m)) {
+    fw_mutation_free(m);
+    return;
+  }
+  static const char *const fields[] = {"name", "version", NULL};
+  struct fw_body body;
+  if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
+      !require_some_field(&body) ||
+      !fw_body_string(&body, "name", false, FW_NAME_MAX, m->name, sizeof m->name, &m->has_name) ||
+      !body_version(&body, m))
+    return reject(&body, m, res, req);
+  submit(ctx, req, res, fw_mutate_update_environment, m);
 }
 
 /* ---- flags ---- */
@@ -823,7 +865,7 @@ static void patch_flag(struct fw_http_request *req, struct fw_http_response *res
   bool has_variants, has_tags;
   char error[256];
   if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
-      !read_name_and_description(&body, m) ||
+      !require_some_field(&body) || !read_name_and_description(&body, m) ||
       !fw_body_string(&body, "type", false, 15, type, sizeof type, &m->has_type) ||
       !fw_body_raw(&body, "variants", false, &variants, &has_variants) ||
       !fw_body_raw(&body, "tags", false, &tags, &has_tags) ||
@@ -912,7 +954,7 @@ static void patch_segment(struct fw_http_request *req, struct fw_http_response *
   static const char *const fields[] = {"name", "description", "version", NULL};
   struct fw_body body;
   if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
-      !read_name_and_description(&body, m) || !body_version(&body, m))
+      !require_some_field(&body) || !read_name_and_description(&body, m) || !body_version(&body, m))
     return reject(&body, m, res, req);
   submit(ctx, req, res, fw_mutate_update_segment, m);
 }
@@ -1045,6 +1087,11 @@ static void issue_token(struct fw_http_request *req, struct fw_http_response *re
       !fw_body_string(&body, "role", true, sizeof m->role - 1, m->role, sizeof m->role, NULL) ||
       !read_expiry(&body, -1, &m->expires_in_ms))
     return reject(&body, m, res, req);
+  if (m->expires_in_ms == 0) {
+    fw_body_fail(&body, 422, "invalid_field",
+                 "field 'expires_in_seconds' must be at least 1 for a token");
+    return reject(&body, m, res, req);
+  }
   if (strcmp(m->role, "admin") && strcmp(m->role, "editor") && strcmp(m->role, "viewer")) {
     fw_body_fail(&body, 422, "invalid_field", "field 'role' must be admin, editor or viewer");
     return reject(&body, m, res, req);
@@ -1160,6 +1207,7 @@ int fw_admin_register(struct fw_router *router, struct fw_admin *admin) {
       {FW_HTTP_POST, "/v1/projects/{project}/environments", create_environment},
       {FW_HTTP_GET, "/v1/projects/{project}/environments", list_environments},
       {FW_HTTP_GET, "/v1/projects/{project}/environments/{env}", get_environment},
+      {FW_HTTP_PATCH, "/v1/projects/{project}/environments/{env}", patch_environment},
       {FW_HTTP_DELETE, "/v1/projects/{project}/environments/{env}", delete_environment},
       {FW_HTTP_POST, "/v1/projects/{project}/flags", create_flag},
       {FW_HTTP_GET, "/v1/projects/{project}/flags", list_flags},

@@ -147,6 +147,13 @@ bool fw_flagdef_check_tags(struct fw_rawjson tags, char *error, size_t error_len
       return fail(error, error_len,
                   "tag %zu must be 1 to %d of [A-Za-z0-9._-], starting with a letter or digit",
                   count, FW_TAG_MAX);
+    struct fw_rawjson earlier;
+    char earlier_text[FW_TAG_MAX + 1];
+    for (size_t i = 0; i < count; i++)
+      if (fw_rawjson_element(tags, i, &earlier) == FW_OK &&
+          fw_rawjson_string(earlier, earlier_text, sizeof earlier_text) == FW_OK &&
+          !strcmp(earlier_text, text))
+        return fail(error, error_len, "tag '%s' appears twice", text);
   }
   return true;
 }

@@ -1281,6 +1281,60 @@ void fw_mutate_delete_config(struct fw_write_ctx *ctx, void *mutation) {
   ctx->status = 204;
 }
 
+void fw_mutate_update_environment(struct fw_write_ctx *ctx, void *mutation) {
+  struct fw_mutation *m = mutation;
+  struct fw_project_node *project = need_project(ctx, m->project);
+  struct fw_env_node *env = project ? need_env(ctx, project, m->env) : NULL;
+  if (!env || !version_matches(ctx, m, env->env->version))
+    return;
+  char epoch[64], created_at[64], name[FW_NAME_MAX + 1];
+  doc_string(env->env, "epoch", epoch, sizeof epoch);
+  doc_string(env->env, "created_at", created_at, sizeof created_at);
+  doc_string(env->env, "name", name, sizeof name);
+  int64_t version = env->env->version + 1;
+  struct fw_buf doc;
+  fw_buf_init(&doc, DOC_MAX);
+  struct object_writer w;
+  ow_begin(&w, &doc);
+  ow_string(&w, "key", m->env);
+  ow_string(&w, "name", m->has_name ? m->name : name);
+  ow_string(&w, "project", m->project);
+  ow_string(&w, "epoch", epoch);
+  ow_int(&w, "version", version);
+  ow_string(&w, "created_at", created_at);
+  struct fw_object *object = NULL;
+  if (ow_end(&w)) {
+    out_of_memory(ctx);
+    goto done;
+  }
+  struct fw_store_doc row = {.table = FW_TABLE_ENVIRONMENTS,
+                             .id = env->env->id,
+                             .parent_id = project->project->id,
+                             .key = m->env,
+                             .doc = doc.data,
+                             .doc_len = doc.len,
+                             .version = version};
+  if (store_failed(ctx, ctx->store->ops->put_doc(ctx->store, &row), "the environment"))
+    goto done;
+  object = fw_object_new(FW_TABLE_ENVIRONMENTS, env->env->id, project->project->id, m->env,
+                         doc.data, doc.len, version);
+  int64_t revision;
+  if (!object || !advance(ctx, fw_world_with_env(ctx->world, m->project, object, 0, 0)) ||
+      !log_change(ctx, m->project, env, "environment_updated", m->env, &doc, m, &revision)) {
+    if (!ctx->error_code)
+      out_of_memory(ctx);
+    goto done;
+  }
+  fw_buf_reset(&doc);
+  if (fw_render_env(&doc, fw_project_env(fw_world_project(current(ctx), m->project), m->env)))
+    out_of_memory(ctx);
+  else
+    respond(ctx, 200, doc.data, doc.len);
+done:
+  fw_object_unref(object);
+  fw_buf_free(&doc);
+}
+
 void fw_mutate_delete_environment(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_mutation *m = mutation;
   struct fw_project_node *project = need_project(ctx, m->project);
@@ -1302,7 +1356,7 @@ void fw_mutate_delete_project(struct fw_write_ctx *ctx, void *mutation) {
     return;
   /* Deleting what still holds environments or flags would take them silently: name
    * them instead. */
-  if (project->env_count || project->flag_count) {
+  if (project->env_count || project->flag_count || project->segment_count) {
     char referrers[200] = "";
     size_t used = 0;
     for (size_t i = 0; i < project->env_count && used + 1 < sizeof referrers; i++)
@@ -1311,6 +1365,9 @@ void fw_mutate_delete_project(struct fw_write_ctx *ctx, void *mutation) {
     for (size_t i = 0; i < project->flag_count && used + 1 < sizeof referrers; i++)
       used += (size_t)snprintf(referrers + used, sizeof referrers - used, "%sflag '%s'",
                                used ? ", " : "", project->flags[i]->key);
+    for (size_t i = 0; i < project->segment_count && used + 1 < sizeof referrers; i++)
+      used += (size_t)snprintf(referrers + used, sizeof referrers - used, "%ssegment '%s'",
+                               used ? ", " : "", project->segments[i]->key);
     fw_write_fail(ctx, 409, "in_use", "project '%s' still has %s; delete them first", m->project,
                   referrers);
     return;
@@ -1479,7 +1536,7 @@ void fw_mutate_revoke_credential(struct fw_write_ctx *ctx, void *mutation) {
                         : c->kind == FW_CREDENTIAL_ADMIN;
     if (in_scope && !strcmp(id, m->credential_id))
       found = c;
-    else if (c->kind == FW_CREDENTIAL_ADMIN && c->role == FW_ROLE_ADMIN)
+    else if (c->kind == FW_CREDENTIAL_ADMIN && c->role == FW_ROLE_ADMIN && c->expires_ms == 0)
       other_admins++;
   }
   if (!found) {
@@ -1488,7 +1545,7 @@ void fw_mutate_revoke_credential(struct fw_write_ctx *ctx, void *mutation) {
   }
   if (found->kind == FW_CREDENTIAL_ADMIN && found->role == FW_ROLE_ADMIN && other_admins == 0) {
     fw_write_fail(ctx, 409, "last_admin",
-                  "this is the last valid admin token; issue another before revoking it");
+                  "no other admin token without an expiry would remain; issue one first");
     return;
   }
   struct fw_credential revoked = *found;

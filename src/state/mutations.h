@@ -65,6 +65,8 @@ void fw_mutation_free(void *mutation);
 void fw_mutate_create_project(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_update_project(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation);
+/* Renames an environment (an environment_updated revision). */
+void fw_mutate_update_environment(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_create_flag(struct fw_write_ctx *ctx, void *mutation);
 /* Changes a flag's definition: one revision in every environment of its project. */
 void fw_mutate_update_flag(struct fw_write_ctx *ctx, void *mutation);

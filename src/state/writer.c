@@ -402,7 +402,9 @@ void fw_writer_attach(struct fw_writer *writer, struct fw_server *server) {
 static int read_idempotency(struct write *w, const struct fw_http_request *req, const char *actor) {
   size_t len;
   const char *key = fw_http_header(req, "Idempotency-Key", &len);
-  if (!key)
+  /* Reads also pass through the writer (the change log), but a read is safe to repeat
+   * and must see what is there now. */
+  if (!key || req->method == FW_HTTP_GET || req->method == FW_HTTP_HEAD)
     return FW_OK;
   if (len == 0 || len > IDEMPOTENCY_KEY_MAX)
     return FW_EINVAL;

@@ -113,6 +113,11 @@ static void projects_are_created_read_listed_and_updated(void **state) {
   assert_string_equal(string_of(doc, "name"), "Shop");
   assert_string_equal(string_of(doc, "description"), "the web shop");
   json_decref(doc);
+  /* A description can be cleared; a PATCH that names nothing is refused. */
+  doc = call("PATCH", "/v1/projects/p0", "{\"description\":\"\"}", 200);
+  assert_string_equal(string_of(doc, "description"), "");
+  json_decref(doc);
+  expect_error("PATCH", "/v1/projects/p0", TOKEN, NULL, "{}", 422, "missing_field");
   /* A stale version is a conflict, by header or by field, and changes nothing. */
   expect_error("PATCH", "/v1/projects/shop", TOKEN, "If-Match: \"1\"\r\n", "{\"name\":\"Nope\"}",
                409, "version_conflict");
@@ -168,6 +173,13 @@ static void environments_come_with_keys_shown_once(void **state) {
   doc = call("GET", "/v1/projects/shop/environments", NULL, 200);
   assert_int_equal(json_array_size(json_object_get(doc, "items")), 2);
   json_decref(doc);
+  doc = call("PATCH", "/v1/projects/shop/environments/staging", "{\"name\":\"Staging\"}", 200);
+  assert_string_equal(string_of(doc, "name"), "Staging");
+  assert_int_equal(integer_of(doc, "version"), 2);
+  assert_int_equal(integer_of(doc, "revision"), 2); /* renaming is a revision too */
+  json_decref(doc);
+  expect_error("PATCH", "/v1/projects/shop/environments/staging", TOKEN, "If-Match: \"1\"\r\n",
+               "{\"name\":\"Old\"}", 409, "version_conflict");
 
   expect_error("POST", "/v1/projects/shop/environments", TOKEN, NULL, "{\"key\":\"prod\"}", 409,
                "duplicate_key");
@@ -197,7 +209,12 @@ static void flags_are_created_in_every_environment(void **state) {
     assert_true(json_is_false(json_object_get(doc, "enabled")));
     assert_string_equal(string_of(doc, "on_variant"), "on");
     assert_string_equal(string_of(doc, "off_variant"), "off");
-    assert_int_equal(integer_of(doc, "revision"), 2); /* created at 1, this flag at 2 */
+    /* The flag's creation is each environment's latest revision. */
+    json_int_t revision = integer_of(doc, "revision");
+    json_decref(doc);
+    snprintf(path, sizeof path, "/v1/projects/shop/environments/%s", envs[i]);
+    doc = call("GET", path, NULL, 200);
+    assert_int_equal(integer_of(doc, "revision"), revision);
     json_decref(doc);
   }
 
@@ -238,6 +255,8 @@ static void bad_flags_are_refused(void **state) {
                "{\"key\":\"a\",\"value\":\"y\"}]}",
                422, "invalid_field");
   expect_error("POST", path, TOKEN, NULL, "{\"key\":\"s\",\"tags\":[\"no spaces\"]}", 422,
+               "invalid_field");
+  expect_error("POST", path, TOKEN, NULL, "{\"key\":\"s\",\"tags\":[\"a\",\"a\"]}", 422,
                "invalid_field");
   expect_error("POST", path, TOKEN, NULL, "{\"key\":\"s\",\"client_visible\":\"yes\"}", 422,
                "invalid_field");
@@ -475,6 +494,15 @@ static void deletions_are_logged_and_guarded(void **state) {
   fwt_response_free(&res);
 
   json_decref(call("POST", "/v1/projects", "{\"key\":\"scratch\"}", 201));
+  /* Segments count as what a project still holds. */
+  json_decref(call("POST", "/v1/projects/scratch/segments", "{\"key\":\"s1\"}", 201));
+  fwt_request(server.port, "DELETE", "/v1/projects/scratch", TOKEN, NULL, NULL, &res);
+  assert_int_equal(res.status, 409);
+  assert_non_null(strstr(res.body, "segment 's1'"));
+  fwt_response_free(&res);
+  fwt_request(server.port, "DELETE", "/v1/projects/scratch/segments/s1", TOKEN, NULL, NULL, &res);
+  assert_int_equal(res.status, 204);
+  fwt_response_free(&res);
   json_decref(call("POST", "/v1/projects/scratch/environments", "{\"key\":\"tmp\"}", 201));
   fwt_request(server.port, "DELETE", "/v1/projects/scratch/environments/tmp", TOKEN, NULL, NULL,
               &res);
@@ -552,6 +580,13 @@ static void roles_limit_what_tokens_may_do(void **state) {
   expect_error("DELETE", path, TOKEN, NULL, NULL, 409, "last_admin");
   json_decref(doc);
 
+  expect_error("POST", "/v1/tokens", TOKEN, NULL,
+               "{\"name\":\"never\",\"role\":\"viewer\",\"expires_in_seconds\":0}", 422,
+               "invalid_field");
+  /* An admin token that expires does not count as a way back in: the first admin token
+   * stays the last one that can be revoked only once another permanent one exists. */
+  issue("temporary-admin", "admin", ",\"expires_in_seconds\":3600");
+  expect_error("DELETE", path, TOKEN, NULL, NULL, 409, "last_admin");
   const char *brief = issue("brief", "viewer", ",\"expires_in_seconds\":1");
   fwt_request(server.port, "GET", "/v1/projects", brief, NULL, NULL, &res);
   assert_int_equal(res.status, 200);
@@ -624,6 +659,15 @@ static void retried_requests_with_an_idempotency_key_run_once(void **state) {
                NULL, 422, "idempotency_key_reused");
   expect_error("POST", toggle, TOKEN, "Idempotency-Key: has space\r\n", NULL, 400,
                "invalid_header");
+  /* A read is never replayed: with a key it still shows what is there now. */
+  const char *changes = "/v1/projects/shop/environments/staging/changes?after=0&limit=1000";
+  fwt_request(server.port, "GET", changes, TOKEN, "Idempotency-Key: read-1\r\n", NULL, &first);
+  json_decref(call("POST", toggle, NULL, 200));
+  fwt_request(server.port, "GET", changes, TOKEN, "Idempotency-Key: read-1\r\n", NULL, &again);
+  assert_false(fwt_header(&again, "Idempotent-Replayed", replayed, sizeof replayed));
+  assert_true(again.body_len > first.body_len);
+  fwt_response_free(&first);
+  fwt_response_free(&again);
 
   /* A create retried after a lost answer gets its 201 again, and one project exists. */
   const char *create_key = "Idempotency-Key: create-once\r\n";
