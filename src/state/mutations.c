@@ -404,10 +404,8 @@ static bool write_state(struct fw_write_ctx *ctx, const struct fw_mutation *m,
                            doc.len, f->version);
     if (object)
       object->revision = revision;
-    ok = object &&
-         advance(ctx, fw_world_with_env_object(current(ctx), project_key, env->env->key, object)) &&
-         advance(ctx,
-                 fw_world_with_revision(current(ctx), project_key, env->env->key, revision, at_ms));
+    ok = object && advance(ctx, fw_world_with_env_change(current(ctx), project_key, env->env->key,
+                                                         object, revision, at_ms));
     if (!ok && !ctx->error_code)
       out_of_memory(ctx);
   }
@@ -810,10 +808,8 @@ static bool write_segment_rules(struct fw_write_ctx *ctx, const struct fw_mutati
                            doc.data, doc.len, version);
     if (object)
       object->revision = revision;
-    ok = object &&
-         advance(ctx, fw_world_with_env_object(current(ctx), m->project, env->env->key, object)) &&
-         advance(ctx,
-                 fw_world_with_revision(current(ctx), m->project, env->env->key, revision, at_ms));
+    ok = object && advance(ctx, fw_world_with_env_change(current(ctx), m->project, env->env->key,
+                                                         object, revision, at_ms));
     if (!ok && !ctx->error_code)
       out_of_memory(ctx);
   }
@@ -1247,8 +1243,8 @@ void fw_mutate_put_config(struct fw_write_ctx *ctx, void *mutation) {
       fw_object_new(FW_TABLE_CONFIGS, row.id, env->env->id, m->key, doc.data, doc.len, version);
   if (object)
     object->revision = revision;
-  if (!object || !advance(ctx, fw_world_with_env_object(ctx->world, m->project, m->env, object)) ||
-      !advance(ctx, fw_world_with_revision(current(ctx), m->project, m->env, revision, at_ms))) {
+  if (!object || !advance(ctx, fw_world_with_env_change(ctx->world, m->project, m->env, object,
+                                                        revision, at_ms))) {
     if (!ctx->error_code)
       out_of_memory(ctx);
     goto done;

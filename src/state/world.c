@@ -1,5 +1,6 @@
 #include "state/world.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,26 +41,66 @@ struct fw_object *fw_object_ref(struct fw_object *object) {
 void fw_object_unref(struct fw_object *object) {
   if (!object || atomic_fetch_sub_explicit(&object->refs, 1, memory_order_acq_rel) != 1)
     return;
+  if (object->free_compiled)
+    object->free_compiled(object->compiled);
   free(object->key);
   free(object->doc);
   free(object);
 }
 
-/* ---- nodes ---- */
+/* ---- shared arrays of objects ----
+ *
+ * A node's arrays of objects live in refcounted blocks that node copies share: copying a
+ * node takes one reference per array it keeps (not one per object), and only the array
+ * that changes is rebuilt. A block is immutable once shared; `items` points just past
+ * its header, and the count lives in the nodes (every sharer has the same). An empty
+ * array is NULL. */
+struct object_block {
+  _Atomic uint32_t refs;
+  struct fw_object *items[];
+};
 
-static void unref_objects(struct fw_object **objects, size_t count) {
-  for (size_t i = 0; i < count; i++)
-    fw_object_unref(objects[i]);
-  free(objects);
+static struct object_block *block_of(struct fw_object **items) {
+  return (struct object_block *)((char *)items - offsetof(struct object_block, items));
 }
+
+/* A new block for `capacity` objects, with one reference; NULL when out of memory. */
+static struct fw_object **block_new(size_t capacity) {
+  struct object_block *block =
+      malloc(sizeof *block + (capacity ? capacity : 1) * sizeof block->items[0]);
+  if (!block)
+    return NULL;
+  atomic_init(&block->refs, 1);
+  return block->items;
+}
+
+static struct fw_object **block_share(struct fw_object **items) {
+  if (items)
+    atomic_fetch_add_explicit(&block_of(items)->refs, 1, memory_order_relaxed);
+  return items;
+}
+
+/* Drops a reference; the last one releases the `count` objects and the block. */
+static void block_release(struct fw_object **items, size_t count) {
+  if (!items)
+    return;
+  struct object_block *block = block_of(items);
+  if (atomic_fetch_sub_explicit(&block->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  for (size_t i = 0; i < count; i++)
+    fw_object_unref(items[i]);
+  free(block);
+}
+
+/* ---- nodes ---- */
 
 static void env_unref(struct fw_env_node *env) {
   if (!env || atomic_fetch_sub_explicit(&env->refs, 1, memory_order_acq_rel) != 1)
     return;
   fw_object_unref(env->env);
-  unref_objects(env->states, env->state_count);
-  unref_objects(env->configs, env->config_count);
-  unref_objects(env->segment_rules, env->segment_rule_count);
+  block_release(env->states, env->state_count);
+  block_release(env->configs, env->config_count);
+  block_release(env->segment_rules, env->segment_rule_count);
   free(env);
 }
 
@@ -67,8 +108,8 @@ static void project_unref(struct fw_project_node *project) {
   if (!project || atomic_fetch_sub_explicit(&project->refs, 1, memory_order_acq_rel) != 1)
     return;
   fw_object_unref(project->project);
-  unref_objects(project->flags, project->flag_count);
-  unref_objects(project->segments, project->segment_count);
+  block_release(project->flags, project->flag_count);
+  block_release(project->segments, project->segment_count);
   for (size_t i = 0; i < project->env_count; i++)
     env_unref(project->envs[i]);
   free(project->envs);
@@ -250,7 +291,7 @@ static struct fw_object **objects_with(struct fw_object *const *objects, size_t 
   bool found;
   size_t at = search_objects(objects, count, object->key, &found);
   size_t new_count = found ? count : count + 1;
-  struct fw_object **copy = malloc(new_count * sizeof *copy);
+  struct fw_object **copy = block_new(new_count);
   if (!copy)
     return NULL;
   for (size_t i = 0, j = 0; i < new_count; i++) {
@@ -266,8 +307,9 @@ static struct fw_object **objects_with(struct fw_object *const *objects, size_t 
   return copy;
 }
 
+/* A new block holding references to `objects` (a plain array). */
 static struct fw_object **objects_copy(struct fw_object *const *objects, size_t count) {
-  struct fw_object **copy = malloc((count ? count : 1) * sizeof *copy);
+  struct fw_object **copy = block_new(count);
   if (!copy)
     return NULL;
   for (size_t i = 0; i < count; i++)
@@ -283,16 +325,12 @@ static struct fw_env_node *env_copy(const struct fw_env_node *env) {
   copy->env = fw_object_ref(env->env);
   copy->revision = env->revision;
   copy->last_change_ms = env->last_change_ms;
-  copy->states = objects_copy(env->states, env->state_count);
-  copy->configs = objects_copy(env->configs, env->config_count);
-  copy->segment_rules = objects_copy(env->segment_rules, env->segment_rule_count);
+  copy->states = block_share(env->states);
+  copy->configs = block_share(env->configs);
+  copy->segment_rules = block_share(env->segment_rules);
   copy->state_count = env->state_count;
   copy->config_count = env->config_count;
   copy->segment_rule_count = env->segment_rule_count;
-  if (!copy->states || !copy->configs || !copy->segment_rules) {
-    env_unref(copy);
-    return NULL;
-  }
   return copy;
 }
 
@@ -302,12 +340,12 @@ static struct fw_project_node *project_copy(const struct fw_project_node *projec
     return NULL;
   atomic_init(&copy->refs, 1);
   copy->project = fw_object_ref(project->project);
-  copy->flags = objects_copy(project->flags, project->flag_count);
+  copy->flags = block_share(project->flags);
   copy->flag_count = project->flag_count;
-  copy->segments = objects_copy(project->segments, project->segment_count);
+  copy->segments = block_share(project->segments);
   copy->segment_count = project->segment_count;
   copy->envs = malloc((project->env_count ? project->env_count : 1) * sizeof *copy->envs);
-  if (!copy->flags || !copy->segments || !copy->envs) {
+  if (!copy->envs) {
     free(copy->envs);
     copy->envs = NULL;
     project_unref(copy);
@@ -499,29 +537,50 @@ struct fw_world *fw_world_with_project_object(const struct fw_world *world, cons
     fw_world_unref(next);
     return NULL;
   }
-  unref_objects(*items, *count);
+  block_release(*items, *count);
   *items = replaced;
   *count = new_count;
   return next;
+}
+
+/* Puts `object` into the array its table names in an environment the caller owns alone. */
+static bool env_put(struct fw_env_node *env, struct fw_object *object) {
+  struct fw_object ***items;
+  size_t *count, new_count;
+  env_array(env, object->table, &items, &count);
+  struct fw_object **replaced = objects_with(*items, *count, object, &new_count);
+  if (!replaced)
+    return false;
+  block_release(*items, *count);
+  *items = replaced;
+  *count = new_count;
+  return true;
 }
 
 struct fw_world *fw_world_with_env_object(const struct fw_world *world, const char *project_key,
                                           const char *env_key, struct fw_object *object) {
   struct fw_env_node *env;
   struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
-  if (!next)
-    return NULL;
-  struct fw_object ***items;
-  size_t *count, new_count;
-  env_array(env, object->table, &items, &count);
-  struct fw_object **replaced = objects_with(*items, *count, object, &new_count);
-  if (!replaced) {
+  if (next && !env_put(env, object)) {
     fw_world_unref(next);
     return NULL;
   }
-  unref_objects(*items, *count);
-  *items = replaced;
-  *count = new_count;
+  return next;
+}
+
+struct fw_world *fw_world_with_env_change(const struct fw_world *world, const char *project_key,
+                                          const char *env_key, struct fw_object *object,
+                                          int64_t revision, int64_t at_ms) {
+  struct fw_env_node *env;
+  struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
+  if (next && !env_put(env, object)) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  if (next) {
+    env->revision = revision;
+    env->last_change_ms = at_ms;
+  }
   return next;
 }
 
@@ -538,7 +597,7 @@ struct fw_world *fw_world_with_env_objects(const struct fw_world *world, const c
   struct fw_object ***items;
   size_t *current_count;
   env_array(env, table, &items, &current_count);
-  unref_objects(*items, *current_count);
+  block_release(*items, *current_count);
   *items = copy;
   *current_count = count;
   return next;
@@ -555,14 +614,21 @@ struct fw_world *fw_world_with_revision(const struct fw_world *world, const char
   return next;
 }
 
-/* Removes `key` from a sorted object array the caller owns alone. False when absent. */
-static bool objects_remove(struct fw_object **items, size_t *count, const char *key) {
+/* Replaces the array at *items (of *count) with a new block without `key`. False when
+ * `key` is absent or memory is short. */
+static bool objects_remove(struct fw_object ***items, size_t *count, const char *key) {
   bool found;
-  size_t at = search_objects(items, *count, key, &found);
-  if (!found)
+  size_t at = search_objects(*items, *count, key, &found);
+  struct fw_object **copy = found ? block_new(*count - 1) : NULL;
+  if (!copy)
     return false;
-  fw_object_unref(items[at]);
-  memmove(items + at, items + at + 1, (*count - at - 1) * sizeof *items);
+  for (size_t i = 0, j = 0; i < *count; i++)
+    if (i != at)
+      copy[j++] = fw_object_ref((*items)[i]);
+  block_release(*items, *count);
+  *items = *count > 1 ? copy : NULL;
+  if (*count == 1)
+    free(block_of(copy));
   (*count)--;
   return true;
 }
@@ -617,7 +683,7 @@ struct fw_world *fw_world_without_project_object(const struct fw_world *world,
   struct fw_object ***items;
   size_t *count;
   project_array(project, table, &items, &count);
-  if (!objects_remove(*items, count, key)) {
+  if (!objects_remove(items, count, key)) {
     fw_world_unref(next);
     return NULL;
   }
@@ -633,7 +699,11 @@ struct fw_world *fw_world_without_project_object(const struct fw_world *world,
       return NULL;
     }
     env_array(env, per_env, &items, &count);
-    objects_remove(*items, count, key);
+    if (!objects_remove(items, count, key)) {
+      env_unref(env);
+      fw_world_unref(next);
+      return NULL;
+    }
     env_unref(project->envs[i]);
     project->envs[i] = env;
   }
@@ -644,7 +714,7 @@ struct fw_world *fw_world_without_config(const struct fw_world *world, const cha
                                          const char *env_key, const char *key) {
   struct fw_env_node *env;
   struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
-  if (next && !objects_remove(env->configs, &env->config_count, key)) {
+  if (next && !objects_remove(&env->configs, &env->config_count, key)) {
     fw_world_unref(next);
     return NULL;
   }
@@ -761,12 +831,21 @@ static int room_for_one(void **items, size_t count) {
   return FW_OK;
 }
 
-/* Appends `object` to an array of objects, taking its reference. */
+/* Appends `object` to an array of objects being loaded (its block not yet shared),
+ * taking its reference. */
 static int append_object(struct fw_object ***items, size_t *count, struct fw_object *object) {
-  int rc = room_for_one((void **)items, *count);
-  if (!rc)
-    (*items)[(*count)++] = object;
-  return rc;
+  if (*count < 4 || (*count & (*count - 1)) == 0) {
+    size_t capacity = *count < 4 ? 4 : *count * 2;
+    struct object_block *block = realloc(*items ? block_of(*items) : NULL,
+                                         sizeof *block + capacity * sizeof block->items[0]);
+    if (!block)
+      return FW_ENOMEM;
+    if (!*items)
+      atomic_init(&block->refs, 1);
+    *items = block->items;
+  }
+  (*items)[(*count)++] = object;
+  return FW_OK;
 }
 
 static int64_t doc_revision(const struct fw_object *object) {

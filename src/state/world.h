@@ -31,6 +31,10 @@ struct fw_object {
   char *key;        /* NUL-terminated; a flag state's is its flag's key */
   char *doc;        /* NUL-terminated JSON */
   size_t doc_len;
+  /* A compiled form for evaluation (state/compiled.h), owned and freed with the
+   * object; attached before the object is shared. */
+  void *compiled;
+  void (*free_compiled)(void *compiled);
 };
 
 /* An environment: its object, its change counter and its per-environment objects, each
@@ -142,6 +146,11 @@ struct fw_world *fw_world_with_env_objects(const struct fw_world *world, const c
  * config into an environment. */
 struct fw_world *fw_world_with_env_object(const struct fw_world *world, const char *project_key,
                                           const char *env_key, struct fw_object *object);
+/* Puts `object` (as fw_world_with_env_object) and records `revision` at `at_ms` in one
+ * derivation: what a write to one environment does. */
+struct fw_world *fw_world_with_env_change(const struct fw_world *world, const char *project_key,
+                                          const char *env_key, struct fw_object *object,
+                                          int64_t revision, int64_t at_ms);
 /* Records that an environment reached `revision` at `at_ms`. */
 struct fw_world *fw_world_with_revision(const struct fw_world *world, const char *project_key,
                                         const char *env_key, int64_t revision, int64_t at_ms);
