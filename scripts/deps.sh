@@ -3,7 +3,7 @@
 
 # What every build needs.
 BUILD_PACKAGES=(gcc cmake ninja-build pkg-config libuv1-dev libhttp-parser-dev libjansson-dev
-  libsqlite3-dev libssl-dev)
+  libsqlite3-dev libssl-dev libpcre2-dev)
 # What the test suites need on top.
 TEST_PACKAGES=(libcmocka-dev)
 

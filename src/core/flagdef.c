@@ -168,9 +168,7 @@ bool fw_flagdef_check_rules(struct fw_rawjson rules, char *error, size_t error_l
   return true;
 }
 
-/* Parses a weight: a JSON number from 0 to 100 with at most three decimals, in
- * thousandths. */
-static bool parse_weight(struct fw_rawjson number, long *thousandths) {
+bool fw_flagdef_rollout_weight(struct fw_rawjson number, long *thousandths) {
   if (fw_rawjson_type(number) != FW_RAWJSON_NUMBER)
     return false;
   long whole = 0, fraction = 0;
@@ -212,6 +210,8 @@ bool fw_flagdef_check_rollout(struct fw_rawjson rollout, struct fw_rawjson varia
     char variant[FW_KEY_MAX + 1];
     struct fw_rawjson weight;
     long thousandths;
+    if (i == FW_VARIANTS_MAX)
+      return fail(error, error_len, "a rollout has at most %d entries", FW_VARIANTS_MAX);
     if (fw_rawjson_type(share) != FW_RAWJSON_OBJECT ||
         !member_key(share, "variant", variant, sizeof variant) ||
         fw_rawjson_member(share, "weight", &weight) != FW_OK)
@@ -219,7 +219,7 @@ bool fw_flagdef_check_rollout(struct fw_rawjson rollout, struct fw_rawjson varia
     if (!fw_flagdef_has_variant(variants, variant))
       return fail(error, error_len, "rollout entry %zu names no variant of the flag ('%s')", i,
                   variant);
-    if (!parse_weight(weight, &thousandths))
+    if (!fw_flagdef_rollout_weight(weight, &thousandths))
       return fail(error, error_len,
                   "rollout entry %zu: 'weight' must be from 0 to 100 with at most 3 decimals", i);
     total += thousandths;

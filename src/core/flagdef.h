@@ -26,6 +26,10 @@ bool fw_flagdef_check_rules(struct fw_rawjson rules, char *error, size_t error_l
 bool fw_flagdef_check_rollout(struct fw_rawjson rollout, struct fw_rawjson variants, char *error,
                               size_t error_len);
 
+/* Reads a rollout weight: a JSON number from 0 to 100 with at most three decimals, in
+ * thousandths (100 is 100000). False for anything else. */
+bool fw_flagdef_rollout_weight(struct fw_rawjson weight, long *thousandths);
+
 /* Whether validated rules refer to segment `key`: a member "segment" equal to it, or a
  * member "segments" listing it, at any depth. */
 bool fw_flagdef_rules_use_segment(struct fw_rawjson rules, const char *key);
