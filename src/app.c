@@ -10,9 +10,13 @@
 
 #include "api/admin.h"
 #include "api/cors.h"
+#include "api/eval.h"
+#include "api/flagsmith.h"
+#include "api/ofrep.h"
 #include "api/ops.h"
 #include "core/keys.h"
 #include "net/server.h"
+#include "state/compiled.h"
 #include "state/mutations.h"
 #include "state/writer.h"
 #include "store/store.h"
@@ -141,6 +145,8 @@ int fw_app_serve(const struct fw_settings *settings) {
   /* Everything is read once here; from now on reads are served from memory. */
   rc = fw_world_load(store, &world);
   if (!rc)
+    rc = fw_compile_world(world);
+  if (!rc)
     rc = fw_writer_start(store, world, threads, &writer);
   if (!rc && !has_admin_token(world))
     rc = create_first_token(writer);
@@ -150,9 +156,18 @@ int fw_app_serve(const struct fw_settings *settings) {
   }
 
   struct fw_admin admin = {.writer = writer};
+  struct fw_eval_api eval = {.writer = writer};
+  struct fw_ofrep ofrep = {.writer = writer};
+  struct fw_flagsmith flagsmith = {.writer = writer};
   rc = fw_ops_register(&router, &ops);
   if (!rc)
     rc = fw_admin_register(&router, &admin);
+  if (!rc)
+    rc = fw_eval_api_register(&router, &eval);
+  if (!rc)
+    rc = fw_ofrep_register(&router, &ofrep);
+  if (!rc)
+    rc = fw_flagsmith_register(&router, &flagsmith);
   if (rc) {
     fw_log_with(FW_LOG_ERROR, "cannot build the routes", FW_LOG_STR("error", fw_strerror(rc)));
     goto done;

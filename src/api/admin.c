@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "api/body.h"
+#include "core/eval.h"
 #include "core/flagdef.h"
 #include "core/keys.h"
 #include "state/mutations.h"
@@ -1043,7 +1044,7 @@ static void put_env_segment(struct fw_http_request *req, struct fw_http_response
   if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
       !fw_body_raw(&body, "rules", true, &rules, NULL) || !body_version(&body, m))
     return reject(&body, m, res, req);
-  if (!fw_flagdef_check_rules(rules, error, sizeof error)) {
+  if (!fw_eval_check_rules(rules, (struct fw_rawjson){"[]", 2}, true, error, sizeof error)) {
     fw_body_fail(&body, 422, "invalid_field", "%s", error);
     return reject(&body, m, res, req);
   }

@@ -16,6 +16,8 @@
 #define FW_TAG_MAX 64
 #define FW_TAGS_MAX 32
 #define FW_VARIANTS_MAX 100
+/* Segments per project: evaluation takes an environment's segments as one array. */
+#define FW_MODEL_MAX_SEGMENTS 1000
 /* A user's JSON value (variant or config) in bytes at most. */
 #define FW_VALUE_MAX (256 * 1024)
 

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/eval.h"
 #include "core/flagdef.h"
+#include "state/compiled.h"
 #include "util/json.h"
 #include "util/random.h"
 #include "util/rawjson.h"
@@ -195,6 +197,28 @@ static struct fw_env_node *need_env(struct fw_write_ctx *ctx, struct fw_project_
     fw_write_fail(ctx, 404, "not_found", "no environment '%s' in project '%s'", key,
                   project->project->key);
   return env;
+}
+
+/* Finds the flag or segment (`table`) the mutation names and checks its version. NULL
+ * with the error set. */
+static struct fw_object *need_project_object(struct fw_write_ctx *ctx, const struct fw_mutation *m,
+                                             enum fw_store_table table,
+                                             struct fw_project_node **project_out) {
+  struct fw_project_node *project = need_project(ctx, m->project);
+  if (!project)
+    return NULL;
+  bool segment = table == FW_TABLE_SEGMENTS;
+  struct fw_object *object =
+      segment ? fw_project_segment(project, m->key) : fw_project_flag(project, m->key);
+  if (!object) {
+    fw_write_fail(ctx, 404, "not_found", "no %s '%s' in project '%s'", segment ? "segment" : "flag",
+                  m->key, m->project);
+    return NULL;
+  }
+  if (!version_matches(ctx, m, object->version))
+    return NULL;
+  *project_out = project;
+  return object;
 }
 
 /* Takes the environment's next revision and appends its change row. */
@@ -404,8 +428,9 @@ static bool write_state(struct fw_write_ctx *ctx, const struct fw_mutation *m,
                            doc.len, f->version);
     if (object)
       object->revision = revision;
-    ok = object && advance(ctx, fw_world_with_env_change(current(ctx), project_key, env->env->key,
-                                                         object, revision, at_ms));
+    ok = object && fw_compile_flag_state(object, flag) == FW_OK &&
+         advance(ctx, fw_world_with_env_change(current(ctx), project_key, env->env->key, object,
+                                               revision, at_ms));
     if (!ok && !ctx->error_code)
       out_of_memory(ctx);
   }
@@ -498,6 +523,11 @@ void fw_mutate_flag_state(struct fw_write_ctx *ctx, void *mutation) {
     fw_write_fail(ctx, 422, "invalid_field", "'%s' is not a variant of flag '%s'",
                   fw_flagdef_has_variant(variants, f.on_variant) ? f.off_variant : f.on_variant,
                   m->key);
+    return;
+  }
+  if (m->rules && !fw_eval_check_rules((struct fw_rawjson){f.rules, f.rules_len}, variants, false,
+                                       error, sizeof error)) {
+    fw_write_fail(ctx, 422, "invalid_field", "%s", error);
     return;
   }
   if (m->rollout && !fw_flagdef_check_rollout((struct fw_rawjson){f.rollout, f.rollout_len},
@@ -620,15 +650,9 @@ done:
 
 void fw_mutate_update_flag(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_mutation *m = mutation;
-  struct fw_project_node *project = need_project(ctx, m->project);
-  if (!project)
-    return;
-  struct fw_object *flag = fw_project_flag(project, m->key);
-  if (!flag) {
-    fw_write_fail(ctx, 404, "not_found", "no flag '%s' in project '%s'", m->key, m->project);
-    return;
-  }
-  if (!version_matches(ctx, m, flag->version))
+  struct fw_project_node *project;
+  struct fw_object *flag = need_project_object(ctx, m, FW_TABLE_FLAGS, &project);
+  if (!flag)
     return;
   char name[FW_NAME_MAX + 1], description[FW_DESCRIPTION_MAX + 1], type[16], created_at[64];
   doc_string(flag, "name", name, sizeof name);
@@ -660,6 +684,13 @@ void fw_mutate_update_flag(struct fw_write_ctx *ctx, void *mutation) {
       fw_write_fail(ctx, 409, "variant_in_use",
                     "environment '%s' serves variant %s; change its state first",
                     project->envs[i]->env->key, missing);
+      return;
+    }
+    if (!fw_eval_check_rules((struct fw_rawjson){f.rules, f.rules_len}, variants, false, error,
+                             sizeof error)) {
+      fw_write_fail(ctx, 409, "variant_in_use",
+                    "environment '%s' has rules the new variants break (%s); change them first",
+                    project->envs[i]->env->key, error);
       return;
     }
   }
@@ -718,15 +749,9 @@ done:
 
 void fw_mutate_delete_flag(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_mutation *m = mutation;
-  struct fw_project_node *project = need_project(ctx, m->project);
-  if (!project)
-    return;
-  struct fw_object *flag = fw_project_flag(project, m->key);
-  if (!flag) {
-    fw_write_fail(ctx, 404, "not_found", "no flag '%s' in project '%s'", m->key, m->project);
-    return;
-  }
-  if (!version_matches(ctx, m, flag->version))
+  struct fw_project_node *project;
+  struct fw_object *flag = need_project_object(ctx, m, FW_TABLE_FLAGS, &project);
+  if (!flag)
     return;
   int rc = ctx->store->ops->delete_doc(ctx->store, FW_TABLE_FLAGS, flag->id, 0);
   if (store_failed(ctx, rc, "the flag") ||
@@ -808,8 +833,9 @@ static bool write_segment_rules(struct fw_write_ctx *ctx, const struct fw_mutati
                            doc.data, doc.len, version);
     if (object)
       object->revision = revision;
-    ok = object && advance(ctx, fw_world_with_env_change(current(ctx), m->project, env->env->key,
-                                                         object, revision, at_ms));
+    ok = object && fw_compile_segment_rules(object) == FW_OK &&
+         advance(ctx, fw_world_with_env_change(current(ctx), m->project, env->env->key, object,
+                                               revision, at_ms));
     if (!ok && !ctx->error_code)
       out_of_memory(ctx);
   }
@@ -885,16 +911,18 @@ void fw_mutate_create_segment(struct fw_write_ctx *ctx, void *mutation) {
                   m->project);
     return;
   }
+  if (project->segment_count >= FW_MODEL_MAX_SEGMENTS) {
+    fw_write_fail(ctx, 409, "too_many", "a project has at most %d segments", FW_MODEL_MAX_SEGMENTS);
+    return;
+  }
   put_segment(ctx, m, project, NULL);
 }
 
 void fw_mutate_update_segment(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_mutation *m = mutation;
-  struct fw_project_node *project = need_project(ctx, m->project);
-  struct fw_object *segment = project ? fw_project_segment(project, m->key) : NULL;
-  if (project && !segment)
-    fw_write_fail(ctx, 404, "not_found", "no segment '%s' in project '%s'", m->key, m->project);
-  if (segment && version_matches(ctx, m, segment->version))
+  struct fw_project_node *project;
+  struct fw_object *segment = need_project_object(ctx, m, FW_TABLE_SEGMENTS, &project);
+  if (segment)
     put_segment(ctx, m, project, segment);
 }
 
@@ -922,15 +950,9 @@ void fw_mutate_segment_rules(struct fw_write_ctx *ctx, void *mutation) {
 
 void fw_mutate_delete_segment(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_mutation *m = mutation;
-  struct fw_project_node *project = need_project(ctx, m->project);
-  if (!project)
-    return;
-  struct fw_object *segment = fw_project_segment(project, m->key);
-  if (!segment) {
-    fw_write_fail(ctx, 404, "not_found", "no segment '%s' in project '%s'", m->key, m->project);
-    return;
-  }
-  if (!version_matches(ctx, m, segment->version))
+  struct fw_project_node *project;
+  struct fw_object *segment = need_project_object(ctx, m, FW_TABLE_SEGMENTS, &project);
+  if (!segment)
     return;
   /* Flags whose rules still use it would silently change meaning: name them. */
   char referrers[200] = "";
@@ -1052,6 +1074,10 @@ static bool add_segment_rules(struct fw_write_ctx *ctx, const struct fw_mutation
          !store_failed(ctx, ctx->store->ops->put_doc(ctx->store, &row), "the segment's rules") &&
          (rules[count] = fw_object_new(FW_TABLE_SEGMENT_RULES, segment->id, environment_id,
                                        segment->key, doc.data, doc.len, 1)) != NULL;
+    if (ok && fw_compile_segment_rules(rules[count]) != FW_OK) {
+      fw_object_unref(rules[count]);
+      ok = false;
+    }
     if (ok)
       rules[count++]->revision = revision;
   }
@@ -1151,7 +1177,9 @@ void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation) {
       goto done;
     states[state_count] = fw_object_new(FW_TABLE_FLAG_STATES, flag->id, env_object->id, flag->key,
                                         view.data, view.len, 1);
-    if (!states[state_count]) {
+    if (!states[state_count] || fw_compile_flag_state(states[state_count], flag) != FW_OK) {
+      fw_object_unref(states[state_count]);
+      states[state_count] = NULL;
       out_of_memory(ctx);
       goto done;
     }

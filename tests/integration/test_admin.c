@@ -697,8 +697,8 @@ static void segments_have_rules_per_environment(void **state) {
   assert_int_equal(integer_of(doc, "rules_version"), 1);
   json_decref(doc);
   doc = call("PUT", path,
-             "{\"rules\":[{\"attribute\":\"email\",\"operator\":\"ends_with\",\"value\":"
-             "\"@example.com\"}],\"version\":1}",
+             "{\"rules\":[{\"conditions\":[{\"attribute\":\"email\",\"operator\":\"ends_with\","
+             "\"value\":\"@example.com\"}]}],\"version\":1}",
              200);
   assert_int_equal(integer_of(doc, "rules_version"), 2);
   json_int_t revision = integer_of(doc, "revision");
@@ -731,8 +731,9 @@ static void segments_have_rules_per_environment(void **state) {
   json_decref(doc);
 
   /* A flag that targets the segment keeps it from being deleted. */
-  json_decref(call("PATCH", "/v1/projects/shop/environments/staging/flags/new-checkout",
-                   "{\"rules\":[{\"segment\":\"beta-users\",\"variant\":\"on\"}]}", 200));
+  json_decref(call(
+      "PATCH", "/v1/projects/shop/environments/staging/flags/new-checkout",
+      "{\"rules\":[{\"conditions\":[{\"segment\":\"beta-users\"}],\"variant\":\"on\"}]}", 200));
   struct fwt_response res;
   fwt_request(server.port, "DELETE", "/v1/projects/shop/segments/beta-users", TOKEN, NULL, NULL,
               &res);
