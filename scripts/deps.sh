@@ -6,6 +6,8 @@ BUILD_PACKAGES=(gcc cmake ninja-build pkg-config libuv1-dev libhttp-parser-dev l
   libsqlite3-dev libssl-dev libpcre2-dev)
 # What the test suites need on top.
 TEST_PACKAGES=(libcmocka-dev)
+# What the end-to-end tests need (tests/e2e: real npm clients against the server).
+E2E_PACKAGES=(nodejs npm)
 
 ensure_packages() {
   local missing=()
