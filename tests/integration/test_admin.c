@@ -759,6 +759,20 @@ static void segments_have_rules_per_environment(void **state) {
   json_decref(doc);
 }
 
+static void the_writer_reports_its_work(void **state) {
+  (void)state;
+  struct fwt_response res;
+  fwt_request(server.port, "GET", "/metrics", NULL, NULL, NULL, &res);
+  assert_int_equal(res.status, 200);
+  const char *ok = strstr(res.body, "flagwire_writes_total{outcome=\"ok\"} ");
+  assert_non_null(ok);
+  assert_true(atol(ok + strlen("flagwire_writes_total{outcome=\"ok\"} ")) > 20);
+  assert_non_null(strstr(res.body, "flagwire_writes_total{outcome=\"replayed\"} "));
+  assert_non_null(strstr(res.body, "flagwire_write_group_size_count "));
+  assert_non_null(strstr(res.body, "flagwire_write_commit_seconds_bucket{le=\"+Inf\"} "));
+  fwt_response_free(&res);
+}
+
 static void everything_survives_a_restart(void **state) {
   (void)state;
   json_t *before = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
@@ -807,6 +821,7 @@ int main(void) {
       cmocka_unit_test(keys_rotate_with_a_grace_period_or_at_once),
       cmocka_unit_test(retried_requests_with_an_idempotency_key_run_once),
       cmocka_unit_test(segments_have_rules_per_environment),
+      cmocka_unit_test(the_writer_reports_its_work),
       cmocka_unit_test(everything_survives_a_restart),
   };
   return cmocka_run_group_tests(tests, start_server, stop_server);
