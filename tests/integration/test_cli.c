@@ -490,7 +490,7 @@ static void failures_have_their_own_exit_status(void **state) {
 
   /* The flag from the command line wins over FLAGWIRE_URL. */
   char url[64];
-  snprintf(url, sizeof url, "http://localhost:%u/", server.port);
+  snprintf(url, sizeof url, "http://127.0.0.1:%u/", server.port);
   struct run run = cli("projects", "get", "shop", "--url", url, NULL);
   expect_ok(&run);
   run_free(&run);
