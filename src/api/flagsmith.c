@@ -51,9 +51,11 @@ static int append_flag(struct fw_buf *out, const struct fw_key_scope *scope,
   return rc;
 }
 
-/* Appends the environment's flags the key may see, evaluated for `context`. */
+/* Appends the environment's flags the key may see, evaluated for `context` (NULL for the
+ * environment without an identity: a flag that splits by targeting key then shows what
+ * it serves when on, as Flagsmith shows its control value). */
 static int append_flags(struct fw_buf *out, const struct fw_key_scope *scope,
-                        const struct fw_eval_context *context) {
+                        const struct fw_eval_context *context, bool identity) {
   int rc = fw_buf_append_char(out, '[');
   size_t written = 0;
   for (size_t i = 0; !rc && i < scope->env->state_count; i++) {
@@ -62,6 +64,9 @@ static int append_flags(struct fw_buf *out, const struct fw_key_scope *scope,
       continue;
     struct fw_eval_result result;
     fw_evaluation_run(scope->env, state, context, &result);
+    const struct fw_compiled_flag *compiled = fw_compiled_flag_of(state);
+    if (!identity && result.error == FW_EVAL_TARGETING_KEY_MISSING && compiled && compiled->eval)
+      fw_eval_on_variant(compiled->eval, &result);
     if (written++)
       rc = fw_buf_append_char(out, ',');
     if (!rc)
@@ -100,7 +105,7 @@ static void get_flags(struct fw_http_request *req, struct fw_http_response *res,
   int rc = fw_eval_context_parse("{}", 2, &context, &error_code, error, sizeof error);
   if (rc)
     return answer_error(res, req, 503, "out_of_memory", "the server is out of memory");
-  rc = append_flags(res->body, &scope, context);
+  rc = append_flags(res->body, &scope, context, false);
   fw_eval_context_free(context);
   finish(res, req, &scope, rc);
 }
@@ -184,7 +189,7 @@ static void answer_identity(struct fw_http_request *req, struct fw_http_response
     if (!rc)
       rc = fw_buf_append_str(res->body, ",\"flags\":");
     if (!rc)
-      rc = append_flags(res->body, scope, context);
+      rc = append_flags(res->body, scope, context, true);
     if (!rc)
       rc = fw_buf_append_str(res->body, ",\"traits\":");
     if (!rc)

@@ -1075,6 +1075,12 @@ void fw_eval_segment_free(struct fw_eval_segment *segment) {
 
 const char *fw_eval_segment_key(const struct fw_eval_segment *segment) { return segment->key; }
 
+void fw_eval_on_variant(const struct fw_eval_flag *flag, struct fw_eval_result *out) {
+  const struct variant *on = &flag->variants[flag->on_variant];
+  *out = (struct fw_eval_result){
+      .variant = on->key, .value = on->value, .reason = FW_REASON_DEFAULT, .error = FW_EVAL_OK};
+}
+
 const char *fw_eval_flag_key(const struct fw_eval_flag *flag) { return flag->key; }
 
 enum fw_flag_type fw_eval_flag_type(const struct fw_eval_flag *flag) { return flag->type; }

@@ -174,6 +174,10 @@ struct fw_eval_result {
 void fw_eval(const struct fw_eval_flag *flag, const struct fw_eval_segment *const *segments,
              size_t count, const struct fw_eval_context *context, struct fw_eval_result *out);
 
+/* What the flag serves when on and no rule or rollout decides: its on variant, reason
+ * DEFAULT. For surfaces that must show a value without a context to split by. */
+void fw_eval_on_variant(const struct fw_eval_flag *flag, struct fw_eval_result *out);
+
 /* The flag's key and type, for the endpoints. */
 const char *fw_eval_flag_key(const struct fw_eval_flag *flag);
 enum fw_flag_type fw_eval_flag_type(const struct fw_eval_flag *flag);

@@ -335,6 +335,16 @@ static void flagsmith_endpoints_speak_flagsmith(void **state) {
   assert_non_null(strstr(res.body, "\"identifier\":\"ann@shop.example\""));
   fwt_response_free(&res);
 
+  /* Without an identity a split flag shows what it serves when on (the server key sees
+   * the server-only price flag). */
+  char server_headers[256];
+  snprintf(server_headers, sizeof server_headers, "X-Environment-Key: %s\r\n", server_key);
+  fwt_request(server.port, "GET", "/api/v1/flags/", NULL, server_headers, NULL, &res);
+  assert_int_equal(res.status, 200);
+  assert_non_null(strstr(res.body, "\"name\":\"price\",\"type\":\"MULTIVARIATE\"},"
+                                   "\"feature_state_value\":19.99,\"enabled\":true"));
+  fwt_response_free(&res);
+
   fwt_request(server.port, "GET", "/api/v1/flags/", NULL, NULL, NULL, &res);
   assert_int_equal(res.status, 401);
   fwt_response_free(&res);
