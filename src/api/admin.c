@@ -385,15 +385,46 @@ static int render_object_at(struct fw_buf *out, const void *items, size_t i) {
   return fw_buf_append(out, object->doc, object->doc_len);
 }
 
-/* For the flags of an environment: the project's flag list, rendered with the state of
- * each in the environment. */
+/* Objects defined per project with a part per environment: a flag and its state, a
+ * segment and its rules. Their environment views are read alike. */
+struct env_view {
+  const char *noun;
+  enum fw_store_table table; /* FW_TABLE_FLAGS or FW_TABLE_SEGMENTS */
+};
+
+static const struct env_view flag_view = {"flag", FW_TABLE_FLAGS};
+static const struct env_view segment_view = {"segment", FW_TABLE_SEGMENTS};
+
+/* The definition of `key` in `project` and its part in `env` (either may be NULL). */
+static struct fw_object *env_view_find(const struct env_view *view,
+                                       const struct fw_project_node *project,
+                                       const struct fw_env_node *env, const char *key,
+                                       struct fw_object **part) {
+  bool flags = view->table == FW_TABLE_FLAGS;
+  struct fw_object *definition =
+      flags ? fw_project_flag(project, key) : fw_project_segment(project, key);
+  *part = !definition ? NULL : flags ? fw_env_state(env, key) : fw_env_segment_rules(env, key);
+  return definition;
+}
+
+static int env_view_render(const struct env_view *view, struct fw_buf *out,
+                           const struct fw_object *definition, const struct fw_object *part) {
+  if (!part)
+    return fw_buf_append(out, definition->doc, definition->doc_len);
+  return view->table == FW_TABLE_FLAGS ? fw_render_env_flag(out, definition, part)
+                                       : fw_render_env_segment(out, definition, part);
+}
+
+/* What a list of environment views renders: set for the handler's duration. */
+static _Thread_local const struct env_view *rendering_view;
 static _Thread_local const struct fw_env_node *rendering_env;
 
-static int render_env_flag_at(struct fw_buf *out, const void *items, size_t i) {
-  const struct fw_object *flag = ((struct fw_object *const *)items)[i];
-  const struct fw_object *state = fw_env_state(rendering_env, flag->key);
-  return state ? fw_render_env_flag(out, flag, state)
-               : fw_buf_append(out, flag->doc, flag->doc_len);
+static int render_env_view_at(struct fw_buf *out, const void *items, size_t i) {
+  const struct fw_object *definition = ((struct fw_object *const *)items)[i];
+  const struct fw_object *part = rendering_view->table == FW_TABLE_FLAGS
+                                     ? fw_env_state(rendering_env, definition->key)
+                                     : fw_env_segment_rules(rendering_env, definition->key);
+  return env_view_render(rendering_view, out, definition, part);
 }
 
 static void answer_list(struct fw_http_response *res, const struct fw_http_request *req,
@@ -620,19 +651,26 @@ static void get_flag(struct fw_http_request *req, struct fw_http_response *res, 
   answer_object(res, req, flag->doc, flag->doc_len, flag->version);
 }
 
-static void list_env_flags(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+/* ---- environment views of flags and segments ---- */
+
+static void list_env_views(struct fw_http_request *req, struct fw_http_response *res, void *ctx,
+                           const struct env_view *view) {
   char actor[96];
   const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
   struct fw_project_node *project;
   struct fw_env_node *env;
   if (!world || !find_scope(world, req, res, &project, &env))
     return;
+  rendering_view = view;
   rendering_env = env;
-  answer_list(res, req, project->flag_count, object_key_at, render_env_flag_at, project->flags);
+  bool flags = view->table == FW_TABLE_FLAGS;
+  answer_list(res, req, flags ? project->flag_count : project->segment_count, object_key_at,
+              render_env_view_at, flags ? project->flags : project->segments);
   rendering_env = NULL;
 }
 
-static void get_env_flag(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+static void get_env_view(struct fw_http_request *req, struct fw_http_response *res, void *ctx,
+                         const struct env_view *view) {
   char actor[96];
   const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
   struct fw_project_node *project;
@@ -640,17 +678,35 @@ static void get_env_flag(struct fw_http_request *req, struct fw_http_response *r
   char key[FW_KEY_MAX + 1];
   if (!world || !find_scope(world, req, res, &project, &env) || !path_key(req, res, "key", key))
     return;
-  struct fw_object *flag = fw_project_flag(project, key);
-  struct fw_object *state = flag ? fw_env_state(env, key) : NULL;
-  if (!state)
-    return answer_error(res, req, 404, "not_found", "no flag '%s' in project '%s'", key,
+  struct fw_object *part;
+  struct fw_object *definition = env_view_find(view, project, env, key, &part);
+  if (!part)
+    return answer_error(res, req, 404, "not_found", "no %s '%s' in project '%s'", view->noun, key,
                         project->project->key);
+  /* The tag is the version of the environment's part: what If-Match compares. */
   char etag[32];
-  snprintf(etag, sizeof etag, "\"%" PRId64 "\"", state->version);
+  snprintf(etag, sizeof etag, "\"%" PRId64 "\"", part->version);
   res->status = 200;
   res->content_type = "application/json";
-  if (fw_render_env_flag(res->body, flag, state) || fw_http_add_header(res, "ETag", etag))
+  if (env_view_render(view, res->body, definition, part) || fw_http_add_header(res, "ETag", etag))
     answer_out_of_memory(res, req);
+}
+
+static void list_env_flags(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  list_env_views(req, res, ctx, &flag_view);
+}
+
+static void get_env_flag(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  get_env_view(req, res, ctx, &flag_view);
+}
+
+static void list_env_segments(struct fw_http_request *req, struct fw_http_response *res,
+                              void *ctx) {
+  list_env_views(req, res, ctx, &segment_view);
+}
+
+static void get_env_segment(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
+  get_env_view(req, res, ctx, &segment_view);
 }
 
 /* Reads the scope of a flag-state write from the path. */
@@ -985,48 +1041,6 @@ static void get_segment(struct fw_http_request *req, struct fw_http_response *re
     return answer_error(res, req, 404, "not_found", "no segment '%s' in project '%s'", key,
                         project->project->key);
   answer_object(res, req, segment->doc, segment->doc_len, segment->version);
-}
-
-static int render_env_segment_at(struct fw_buf *out, const void *items, size_t i) {
-  const struct fw_object *segment = ((struct fw_object *const *)items)[i];
-  const struct fw_object *rules = fw_env_segment_rules(rendering_env, segment->key);
-  return rules ? fw_render_env_segment(out, segment, rules)
-               : fw_buf_append(out, segment->doc, segment->doc_len);
-}
-
-static void list_env_segments(struct fw_http_request *req, struct fw_http_response *res,
-                              void *ctx) {
-  char actor[96];
-  const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
-  struct fw_project_node *project;
-  struct fw_env_node *env;
-  if (!world || !find_scope(world, req, res, &project, &env))
-    return;
-  rendering_env = env;
-  answer_list(res, req, project->segment_count, object_key_at, render_env_segment_at,
-              project->segments);
-  rendering_env = NULL;
-}
-
-static void get_env_segment(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
-  char actor[96];
-  const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
-  struct fw_project_node *project;
-  struct fw_env_node *env;
-  char key[FW_KEY_MAX + 1];
-  if (!world || !find_scope(world, req, res, &project, &env) || !path_key(req, res, "key", key))
-    return;
-  struct fw_object *segment = fw_project_segment(project, key);
-  struct fw_object *rules = segment ? fw_env_segment_rules(env, key) : NULL;
-  if (!rules)
-    return answer_error(res, req, 404, "not_found", "no segment '%s' in project '%s'", key,
-                        project->project->key);
-  char etag[32];
-  snprintf(etag, sizeof etag, "\"%" PRId64 "\"", rules->version);
-  res->status = 200;
-  res->content_type = "application/json";
-  if (fw_render_env_segment(res->body, segment, rules) || fw_http_add_header(res, "ETag", etag))
-    answer_out_of_memory(res, req);
 }
 
 static void put_env_segment(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
