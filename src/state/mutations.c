@@ -383,6 +383,17 @@ static void default_state(struct fw_rawjson variants, char *on, char *off, size_
   fw_flagdef_variant_key(variants, last, off, len);
 }
 
+/* The fields of a new flag's state: off, no rules, no rollout, version 1. */
+static struct state_fields new_state_fields(const char *on, const char *off) {
+  return (struct state_fields){.on_variant = on,
+                               .off_variant = off,
+                               .rules = "[]",
+                               .rules_len = 2,
+                               .rollout = "null",
+                               .rollout_len = 4,
+                               .version = 1};
+}
+
 /* Writes state `f` of flag `flag` in environment `env`, logs `kind` and advances the
  * world. `view` receives the flag as seen in the environment. */
 static bool write_state(struct fw_write_ctx *ctx, const struct fw_mutation *m,
@@ -631,13 +642,7 @@ void fw_mutate_create_flag(struct fw_write_ctx *ctx, void *mutation) {
   char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1];
   default_state(variants, on, off, sizeof on);
   for (size_t i = 0; i < project->env_count; i++) {
-    struct state_fields f = {.on_variant = on,
-                             .off_variant = off,
-                             .rules = "[]",
-                             .rules_len = 2,
-                             .rollout = "null",
-                             .rollout_len = 4,
-                             .version = 1};
+    struct state_fields f = new_state_fields(on, off);
     if (!write_state(ctx, m, m->project, project->envs[i], flag, &f, "flag_created", &view))
       goto done;
   }
@@ -1154,14 +1159,8 @@ void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation) {
     struct fw_object *flag = project->flags[i];
     char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1];
     default_state(doc_member(flag, "variants"), on, off, sizeof on);
-    struct state_fields f = {.on_variant = on,
-                             .off_variant = off,
-                             .rules = "[]",
-                             .rules_len = 2,
-                             .rollout = "null",
-                             .rollout_len = 4,
-                             .version = 1,
-                             .revision = revision};
+    struct state_fields f = new_state_fields(on, off);
+    f.revision = revision;
     fw_buf_reset(&view);
     if (state_doc(&view, m->key, &f, env->last_change_ms)) {
       out_of_memory(ctx);
