@@ -731,6 +731,7 @@ static void patch_env_flag(struct fw_http_request *req, struct fw_http_response 
   bool has_rules, has_rollout;
   char error[256];
   if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
+      !require_some_field(&body) ||
       !fw_body_bool(&body, "enabled", false, &m->enabled, &m->has_enabled) ||
       !fw_body_string(&body, "on_variant", false, FW_KEY_MAX, m->on_variant, sizeof m->on_variant,
                       NULL) ||

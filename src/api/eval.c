@@ -86,8 +86,11 @@ static void evaluate(struct fw_http_request *req, struct fw_http_response *res, 
   enum fw_eval_error error_code;
   char error[256];
   if (!fw_evaluation_context(req, &context, &error_code, error, sizeof error)) {
-    if (fw_http_set_error(res, req, error_code == FW_EVAL_GENERAL ? 503 : 400,
-                          error_code == FW_EVAL_PARSE_ERROR ? "malformed_json" : "invalid_context",
+    bool general = error_code == FW_EVAL_GENERAL;
+    if (fw_http_set_error(res, req, general ? 503 : 400,
+                          general                             ? "out_of_memory"
+                          : error_code == FW_EVAL_PARSE_ERROR ? "malformed_json"
+                                                              : "invalid_context",
                           error))
       res->status = 500;
     return;

@@ -7,8 +7,8 @@
 #include "api/evaluation.h"
 #include "util/json.h"
 
-/* Trait lists are capped like contexts are. */
-#define MAX_TRAITS FW_EVAL_CONTEXT_MAX_ATTRIBUTES
+/* Trait lists are capped like contexts are, less the identifier's place. */
+#define MAX_TRAITS (FW_EVAL_CONTEXT_MAX_ATTRIBUTES - 1)
 
 void fw_flagsmith_updated_at(int64_t change_ms, char out[32]) {
   snprintf(out, 32, "%" PRId64 ".%03" PRId64, change_ms / 1000, change_ms % 1000);
@@ -125,10 +125,20 @@ static bool identity_context(const char *identifier, struct fw_rawjson traits,
   for (size_t i = 0; !rc && fw_rawjson_element(traits, i, &trait) == FW_OK; i++) {
     struct fw_rawjson key, value;
     enum fw_rawjson_type type;
-    if (i >= MAX_TRAITS || fw_rawjson_type(trait) != FW_RAWJSON_OBJECT ||
+    if (i >= MAX_TRAITS) {
+      snprintf(error, error_len, "an identity has at most %d traits", MAX_TRAITS);
+      return false;
+    }
+    if (fw_rawjson_type(trait) != FW_RAWJSON_OBJECT ||
         fw_rawjson_member(trait, "trait_key", &key) != FW_OK ||
         fw_rawjson_type(key) != FW_RAWJSON_STRING) {
       snprintf(error, error_len, "trait %zu must be {\"trait_key\":..,\"trait_value\":..}", i);
+      return false;
+    }
+    /* The identifier is the targeting key; a trait may not stand in for it. */
+    char name[16];
+    if (fw_rawjson_string(key, name, sizeof name) == FW_OK && !strcmp(name, "targetingKey")) {
+      snprintf(error, error_len, "trait %zu: 'targetingKey' is the identifier, not a trait", i);
       return false;
     }
     /* A trait without a value (or null) is one being removed: it is not in the context. */

@@ -55,7 +55,7 @@ static int append_evaluation(struct fw_buf *out, const char *key,
     rc = fw_buf_appendf(out, ",\"errorCode\":\"%s\",\"errorDetails\":\"%s\"}",
                         fw_eval_error_name(result->error),
                         result->error == FW_EVAL_TARGETING_KEY_MISSING
-                            ? "this flag splits by a targeting key the context lacks"
+                            ? "this flag splits by an attribute the context lacks"
                             : "the flag could not be evaluated");
   else if (!rc) {
     rc = fw_buf_append_char(out, ',');
@@ -92,7 +92,7 @@ static void evaluate_one(struct fw_http_request *req, struct fw_http_response *r
   if (result.reason == FW_REASON_ERROR)
     return answer_failure(res, req, key, result.error,
                           result.error == FW_EVAL_TARGETING_KEY_MISSING
-                              ? "this flag splits by a targeting key the context lacks"
+                              ? "this flag splits by an attribute the context lacks"
                               : "the flag could not be evaluated");
   res->status = 200;
   res->content_type = "application/json";

@@ -216,6 +216,15 @@ bool fw_flagdef_check_rollout(struct fw_rawjson rollout, struct fw_rawjson varia
         !member_key(share, "variant", variant, sizeof variant) ||
         fw_rawjson_member(share, "weight", &weight) != FW_OK)
       return fail(error, error_len, "rollout entry %zu must be {\"variant\":..,\"weight\":..}", i);
+    size_t cursor = 0;
+    struct fw_rawjson name, value;
+    while (fw_rawjson_next_member(share, &cursor, &name, &value)) {
+      char field[16];
+      if (fw_rawjson_string(name, field, sizeof field) != FW_OK ||
+          (strcmp(field, "variant") && strcmp(field, "weight")))
+        return fail(error, error_len, "rollout entry %zu: only 'variant' and 'weight' belong there",
+                    i);
+    }
     if (!fw_flagdef_has_variant(variants, variant))
       return fail(error, error_len, "rollout entry %zu names no variant of the flag ('%s')", i,
                   variant);

@@ -316,6 +316,7 @@ static void flag_state_is_patched_and_toggled_with_revisions(void **state) {
       {"{\"rules\":{}}", "invalid_field"},
       {"{\"enabled\":1}", "invalid_field"},
       {"{\"enabled\":true,\"extra\":1}", "unknown_field"},
+      {"{}", "missing_field"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     expect_error("PATCH", "/v1/projects/shop/environments/prod/flags/price-tier", TOKEN, NULL,

@@ -351,6 +351,13 @@ static void flagsmith_endpoints_speak_flagsmith(void **state) {
   fwt_request(server.port, "GET", "/api/v1/identities/", NULL, headers, NULL, &res);
   assert_int_equal(res.status, 400);
   fwt_response_free(&res);
+  /* A trait cannot stand in for the identifier. */
+  fwt_request(server.port, "POST", "/api/v1/identities/", NULL, headers,
+              "{\"identifier\":\"u7\",\"traits\":[{\"trait_key\":\"targetingKey\","
+              "\"trait_value\":\"someone-else\"}]}",
+              &res);
+  assert_int_equal(res.status, 400);
+  fwt_response_free(&res);
 }
 
 static void browsers_get_cors_on_evaluation(void **state) {

@@ -137,6 +137,7 @@ static void rollout_weights_add_up_to_exactly_100(void **state) {
       {"[{\"variant\":\"a\"}]", "must be"},
       {"[]", "at least one"},
       {"{}", "null or an array"},
+      {"[{\"variant\":\"a\",\"weight\":100,\"note\":\"x\"}]", "only 'variant' and 'weight'"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     error[0] = '\0';
