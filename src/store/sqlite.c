@@ -586,36 +586,27 @@ static int load_credentials(struct sqlite_store *s, const struct fw_store_loader
 }
 
 static int sqlite_load(struct fw_store *store, const struct fw_store_loader *loader) {
+  /* Owners before what they own, so the loader can always find an owner by id. */
+  static const struct {
+    enum fw_store_table table;
+    const char *sql;
+  } tables[] = {
+      {FW_TABLE_PROJECTS, "SELECT id, 0, key, doc, version FROM projects ORDER BY id"},
+      {FW_TABLE_ENVIRONMENTS, "SELECT id, project_id, key, doc, version, epoch, revision,"
+                              " last_change_ms FROM environments ORDER BY id"},
+      {FW_TABLE_FLAGS, "SELECT id, project_id, key, doc, version FROM flags ORDER BY id"},
+      {FW_TABLE_FLAG_STATES, "SELECT flag_id, environment_id, NULL, doc, version FROM flag_states"
+                             " ORDER BY flag_id, environment_id"},
+      {FW_TABLE_SEGMENTS, "SELECT id, project_id, key, doc, version FROM segments ORDER BY id"},
+      {FW_TABLE_SEGMENT_RULES, "SELECT segment_id, environment_id, NULL, doc, version"
+                               " FROM segment_rules ORDER BY segment_id, environment_id"},
+      {FW_TABLE_CONFIGS, "SELECT id, environment_id, key, doc, version FROM configs ORDER BY id"},
+  };
   struct sqlite_store *s = (struct sqlite_store *)store;
   /* One read transaction, so the load sees one consistent state. */
   int rc = exec(s->db, "BEGIN", NULL, 0);
-  if (!rc)
-    rc = load_docs(s, FW_TABLE_PROJECTS,
-                   "SELECT id, 0, key, doc, version FROM projects ORDER BY id", loader);
-  if (!rc)
-    rc = load_docs(s, FW_TABLE_ENVIRONMENTS,
-                   "SELECT id, project_id, key, doc, version, epoch, revision, last_change_ms"
-                   " FROM environments ORDER BY id",
-                   loader);
-  if (!rc)
-    rc = load_docs(s, FW_TABLE_FLAGS,
-                   "SELECT id, project_id, key, doc, version FROM flags ORDER BY id", loader);
-  if (!rc)
-    rc = load_docs(s, FW_TABLE_FLAG_STATES,
-                   "SELECT flag_id, environment_id, NULL, doc, version FROM flag_states"
-                   " ORDER BY flag_id, environment_id",
-                   loader);
-  if (!rc)
-    rc = load_docs(s, FW_TABLE_SEGMENTS,
-                   "SELECT id, project_id, key, doc, version FROM segments ORDER BY id", loader);
-  if (!rc)
-    rc = load_docs(s, FW_TABLE_SEGMENT_RULES,
-                   "SELECT segment_id, environment_id, NULL, doc, version FROM segment_rules"
-                   " ORDER BY segment_id, environment_id",
-                   loader);
-  if (!rc)
-    rc = load_docs(s, FW_TABLE_CONFIGS,
-                   "SELECT id, environment_id, key, doc, version FROM configs ORDER BY id", loader);
+  for (size_t i = 0; !rc && i < FW_ARRAY_LEN(tables); i++)
+    rc = load_docs(s, tables[i].table, tables[i].sql, loader);
   if (!rc)
     rc = load_credentials(s, loader);
   int end = exec(s->db, rc ? "ROLLBACK" : "COMMIT", NULL, 0);
