@@ -1,21 +1,55 @@
 #include "util/digest.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <string.h>
 
-void fw_sha256(const void *data, size_t len, uint8_t out[FW_SHA256_LEN]) { SHA256(data, len, out); }
+/* Every request on a public surface hashes its key. OpenSSL's one-shot SHA256() looks
+ * the algorithm up by name and allocates a context each time, which costs four times
+ * the hashing itself; so the algorithm is fetched once and each thread keeps a context,
+ * freed when the thread ends. */
+static EVP_MD *sha256_algorithm;
+static pthread_key_t context_key;
+static pthread_once_t prepared = PTHREAD_ONCE_INIT;
+
+static void free_context(void *context) { EVP_MD_CTX_free(context); }
+
+static void prepare(void) {
+  sha256_algorithm = EVP_MD_fetch(NULL, "SHA256", NULL);
+  if (pthread_key_create(&context_key, free_context) != 0)
+    sha256_algorithm = NULL;
+}
+
+/* The calling thread's digest context, or NULL when out of memory. */
+static EVP_MD_CTX *thread_context(void) {
+  pthread_once(&prepared, prepare);
+  if (!sha256_algorithm)
+    return NULL;
+  EVP_MD_CTX *context = pthread_getspecific(context_key);
+  if (!context) {
+    context = EVP_MD_CTX_new();
+    if (context && pthread_setspecific(context_key, context) != 0) {
+      EVP_MD_CTX_free(context);
+      context = NULL;
+    }
+  }
+  return context;
+}
+
+void fw_sha256(const void *data, size_t len, uint8_t out[FW_SHA256_LEN]) {
+  const struct fw_bytes whole = {data, len};
+  fw_sha256_parts(&whole, 1, out);
+}
 
 void fw_sha256_parts(const struct fw_bytes *parts, size_t count, uint8_t out[FW_SHA256_LEN]) {
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+  EVP_MD_CTX *context = thread_context();
+  bool ok = context && EVP_DigestInit_ex(context, sha256_algorithm, NULL) == 1;
   for (size_t i = 0; ok && i < count; i++)
-    ok = EVP_DigestUpdate(ctx, parts[i].data, parts[i].len) == 1;
+    ok = EVP_DigestUpdate(context, parts[i].data, parts[i].len) == 1;
   unsigned int len = 0;
-  ok = ok && EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == FW_SHA256_LEN;
-  EVP_MD_CTX_free(ctx);
+  ok = ok && EVP_DigestFinal_ex(context, out, &len) == 1 && len == FW_SHA256_LEN;
   /* Only allocation can fail here; an all-zero digest then matches nothing real. */
   if (!ok)
     memset(out, 0, FW_SHA256_LEN);
