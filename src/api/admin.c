@@ -376,12 +376,13 @@ static int render_env_at(struct fw_buf *out, const void *items, size_t i) {
   return fw_render_env(out, ((struct fw_env_node *const *)items)[i]);
 }
 
+/* Lists of objects are persistent sets (state/objects.h). */
 static const char *object_key_at(const void *items, size_t i) {
-  return ((struct fw_object *const *)items)[i]->key;
+  return fw_objects_at(items, i)->key;
 }
 
 static int render_object_at(struct fw_buf *out, const void *items, size_t i) {
-  const struct fw_object *object = ((struct fw_object *const *)items)[i];
+  const struct fw_object *object = fw_objects_at(items, i);
   return fw_buf_append(out, object->doc, object->doc_len);
 }
 
@@ -420,7 +421,7 @@ static _Thread_local const struct env_view *rendering_view;
 static _Thread_local const struct fw_env_node *rendering_env;
 
 static int render_env_view_at(struct fw_buf *out, const void *items, size_t i) {
-  const struct fw_object *definition = ((struct fw_object *const *)items)[i];
+  const struct fw_object *definition = fw_objects_at(items, i);
   const struct fw_object *part = rendering_view->table == FW_TABLE_FLAGS
                                      ? fw_env_state(rendering_env, definition->key)
                                      : fw_env_segment_rules(rendering_env, definition->key);
@@ -634,7 +635,8 @@ static void list_flags(struct fw_http_request *req, struct fw_http_response *res
   const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
   struct fw_project_node *project;
   if (world && find_scope(world, req, res, &project, NULL))
-    answer_list(res, req, project->flag_count, object_key_at, render_object_at, project->flags);
+    answer_list(res, req, fw_objects_count(project->flags), object_key_at, render_object_at,
+                project->flags);
 }
 
 static void get_flag(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
@@ -664,8 +666,9 @@ static void list_env_views(struct fw_http_request *req, struct fw_http_response 
   rendering_view = view;
   rendering_env = env;
   bool flags = view->table == FW_TABLE_FLAGS;
-  answer_list(res, req, flags ? project->flag_count : project->segment_count, object_key_at,
-              render_env_view_at, flags ? project->flags : project->segments);
+  answer_list(res, req,
+              flags ? fw_objects_count(project->flags) : fw_objects_count(project->segments),
+              object_key_at, render_env_view_at, flags ? project->flags : project->segments);
   rendering_env = NULL;
 }
 
@@ -772,7 +775,8 @@ static void list_configs(struct fw_http_request *req, struct fw_http_response *r
   struct fw_project_node *project;
   struct fw_env_node *env;
   if (world && find_scope(world, req, res, &project, &env))
-    answer_list(res, req, env->config_count, object_key_at, render_object_at, env->configs);
+    answer_list(res, req, fw_objects_count(env->configs), object_key_at, render_object_at,
+                env->configs);
 }
 
 static void get_config(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
@@ -1026,7 +1030,7 @@ static void list_segments(struct fw_http_request *req, struct fw_http_response *
   const struct fw_world *world = authorize(ctx, req, res, FW_ROLE_VIEWER, actor, sizeof actor);
   struct fw_project_node *project;
   if (world && find_scope(world, req, res, &project, NULL))
-    answer_list(res, req, project->segment_count, object_key_at, render_object_at,
+    answer_list(res, req, fw_objects_count(project->segments), object_key_at, render_object_at,
                 project->segments);
 }
 

@@ -38,34 +38,37 @@ static void get_definitions(struct fw_http_request *req, struct fw_http_response
   if (!rc)
     rc = fw_buf_appendf(out, ",\"revision\":%" PRId64 ",\"flags\":[", env->revision);
   size_t written = 0;
-  for (size_t i = 0; !rc && i < env->state_count; i++) {
-    const struct fw_object *flag = fw_project_flag(scope.project, env->states[i]->key);
+  for (size_t i = 0; !rc && i < fw_objects_count(env->states); i++) {
+    const struct fw_object *flag =
+        fw_project_flag(scope.project, fw_objects_at(env->states, i)->key);
     if (!flag)
       continue;
     if (written++)
       rc = fw_buf_append_char(out, ',');
     if (!rc)
-      rc = fw_render_env_flag(out, flag, env->states[i]);
+      rc = fw_render_env_flag(out, flag, fw_objects_at(env->states, i));
   }
   if (!rc)
     rc = fw_buf_append_str(out, "],\"segments\":[");
   written = 0;
-  for (size_t i = 0; !rc && i < env->segment_rule_count; i++) {
-    const struct fw_object *segment = fw_project_segment(scope.project, env->segment_rules[i]->key);
+  for (size_t i = 0; !rc && i < fw_objects_count(env->segment_rules); i++) {
+    const struct fw_object *segment =
+        fw_project_segment(scope.project, fw_objects_at(env->segment_rules, i)->key);
     if (!segment)
       continue;
     if (written++)
       rc = fw_buf_append_char(out, ',');
     if (!rc)
-      rc = fw_render_env_segment(out, segment, env->segment_rules[i]);
+      rc = fw_render_env_segment(out, segment, fw_objects_at(env->segment_rules, i));
   }
   if (!rc)
     rc = fw_buf_append_str(out, "],\"configs\":[");
-  for (size_t i = 0; !rc && i < env->config_count; i++) {
+  for (size_t i = 0; !rc && i < fw_objects_count(env->configs); i++) {
     if (i)
       rc = fw_buf_append_char(out, ',');
     if (!rc)
-      rc = fw_buf_append(out, env->configs[i]->doc, env->configs[i]->doc_len);
+      rc = fw_buf_append(out, fw_objects_at(env->configs, i)->doc,
+                         fw_objects_at(env->configs, i)->doc_len);
   }
   if (!rc)
     rc = fw_buf_append_str(out, "]}");
@@ -103,8 +106,8 @@ static void evaluate(struct fw_http_request *req, struct fw_http_response *res, 
   if (!rc)
     rc = fw_buf_appendf(out, ",\"revision\":%" PRId64 ",\"flags\":{", env->revision);
   size_t written = 0;
-  for (size_t i = 0; !rc && i < env->state_count; i++) {
-    const struct fw_object *state = env->states[i];
+  for (size_t i = 0; !rc && i < fw_objects_count(env->states); i++) {
+    const struct fw_object *state = fw_objects_at(env->states, i);
     if (!fw_evaluation_visible(&scope, state))
       continue;
     struct fw_eval_result result;
@@ -124,8 +127,8 @@ static void evaluate(struct fw_http_request *req, struct fw_http_response *res, 
   if (!rc)
     rc = fw_buf_append_str(out, "},\"configs\":{");
   written = 0;
-  for (size_t i = 0; !rc && i < env->config_count; i++) {
-    const struct fw_object *config = env->configs[i];
+  for (size_t i = 0; !rc && i < fw_objects_count(env->configs); i++) {
+    const struct fw_object *config = fw_objects_at(env->configs, i);
     struct fw_rawjson doc = {config->doc, config->doc_len}, value, type;
     if (fw_rawjson_member(doc, "value", &value) != FW_OK ||
         fw_rawjson_member(doc, "content_type", &type) != FW_OK)

@@ -58,8 +58,10 @@ void fw_evaluation_run(const struct fw_env_node *env, const struct fw_object *st
     return;
   }
   size_t count = 0;
-  for (size_t i = 0; i < env->segment_rule_count && count < FW_MODEL_MAX_SEGMENTS; i++) {
-    const struct fw_eval_segment *segment = fw_compiled_segment_of(env->segment_rules[i]);
+  for (size_t i = 0; i < fw_objects_count(env->segment_rules) && count < FW_MODEL_MAX_SEGMENTS;
+       i++) {
+    const struct fw_eval_segment *segment =
+        fw_compiled_segment_of(fw_objects_at(env->segment_rules, i));
     if (segment)
       segment_scratch[count++] = segment;
   }

@@ -58,8 +58,8 @@ static int append_flags(struct fw_buf *out, const struct fw_key_scope *scope,
                         const struct fw_eval_context *context, bool identity) {
   int rc = fw_buf_append_char(out, '[');
   size_t written = 0;
-  for (size_t i = 0; !rc && i < scope->env->state_count; i++) {
-    const struct fw_object *state = scope->env->states[i];
+  for (size_t i = 0; !rc && i < fw_objects_count(scope->env->states); i++) {
+    const struct fw_object *state = fw_objects_at(scope->env->states, i);
     if (!fw_evaluation_visible(scope, state))
       continue;
     struct fw_eval_result result;

@@ -115,8 +115,8 @@ static void evaluate_all(struct fw_http_request *req, struct fw_http_response *r
   res->content_type = "application/json";
   int rc = fw_buf_append_str(res->body, "{\"flags\":[");
   size_t written = 0;
-  for (size_t i = 0; !rc && i < scope.env->state_count; i++) {
-    const struct fw_object *state = scope.env->states[i];
+  for (size_t i = 0; !rc && i < fw_objects_count(scope.env->states); i++) {
+    const struct fw_object *state = fw_objects_at(scope.env->states, i);
     if (!fw_evaluation_visible(&scope, state))
       continue;
     struct fw_eval_result result;

@@ -86,14 +86,14 @@ int fw_compile_world(struct fw_world *world) {
     struct fw_project_node *project = world->projects[p];
     for (size_t e = 0; e < project->env_count; e++) {
       struct fw_env_node *env = project->envs[e];
-      for (size_t i = 0; i < env->state_count; i++) {
-        struct fw_object *flag = fw_project_flag(project, env->states[i]->key);
-        int rc = flag ? fw_compile_flag_state(env->states[i], flag) : FW_EINVAL;
+      for (size_t i = 0; i < fw_objects_count(env->states); i++) {
+        struct fw_object *flag = fw_project_flag(project, fw_objects_at(env->states, i)->key);
+        int rc = flag ? fw_compile_flag_state(fw_objects_at(env->states, i), flag) : FW_EINVAL;
         if (rc)
           return rc;
       }
-      for (size_t i = 0; i < env->segment_rule_count; i++) {
-        int rc = fw_compile_segment_rules(env->segment_rules[i]);
+      for (size_t i = 0; i < fw_objects_count(env->segment_rules); i++) {
+        int rc = fw_compile_segment_rules(fw_objects_at(env->segment_rules, i));
         if (rc)
           return rc;
       }

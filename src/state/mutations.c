@@ -916,7 +916,7 @@ void fw_mutate_create_segment(struct fw_write_ctx *ctx, void *mutation) {
                   m->project);
     return;
   }
-  if (project->segment_count >= FW_MODEL_MAX_SEGMENTS) {
+  if (fw_objects_count(project->segments) >= FW_MODEL_MAX_SEGMENTS) {
     fw_write_fail(ctx, 409, "too_many", "a project has at most %d segments", FW_MODEL_MAX_SEGMENTS);
     return;
   }
@@ -964,10 +964,11 @@ void fw_mutate_delete_segment(struct fw_write_ctx *ctx, void *mutation) {
   size_t used = 0;
   for (size_t e = 0; e < project->env_count; e++) {
     struct fw_env_node *env = project->envs[e];
-    for (size_t f = 0; f < env->state_count && used + 1 < sizeof referrers; f++) {
-      if (fw_flagdef_rules_use_segment(doc_member(env->states[f], "rules"), m->key))
-        used += (size_t)snprintf(referrers + used, sizeof referrers - used, "%sflag '%s' in '%s'",
-                                 used ? ", " : "", env->states[f]->key, env->env->key);
+    for (size_t f = 0; f < fw_objects_count(env->states) && used + 1 < sizeof referrers; f++) {
+      if (fw_flagdef_rules_use_segment(doc_member(fw_objects_at(env->states, f), "rules"), m->key))
+        used +=
+            (size_t)snprintf(referrers + used, sizeof referrers - used, "%sflag '%s' in '%s'",
+                             used ? ", " : "", fw_objects_at(env->states, f)->key, env->env->key);
     }
   }
   if (used) {
@@ -1053,14 +1054,14 @@ static bool add_segment_rules(struct fw_write_ctx *ctx, const struct fw_mutation
                               const struct fw_project_node *project, int64_t environment_id,
                               int64_t revision) {
   struct fw_env_node *env = fw_project_env(fw_world_project(current(ctx), m->project), m->key);
-  struct fw_object **rules =
-      calloc(project->segment_count ? project->segment_count : 1, sizeof *rules);
+  struct fw_object **rules = calloc(
+      fw_objects_count(project->segments) ? fw_objects_count(project->segments) : 1, sizeof *rules);
   size_t count = 0;
   bool ok = rules != NULL;
   struct fw_buf doc;
   fw_buf_init(&doc, DOC_MAX);
-  for (size_t i = 0; ok && i < project->segment_count; i++) {
-    struct fw_object *segment = project->segments[i];
+  for (size_t i = 0; ok && i < fw_objects_count(project->segments); i++) {
+    struct fw_object *segment = fw_objects_at(project->segments, i);
     struct object_writer w;
     fw_buf_reset(&doc);
     ow_begin(&w, &doc);
@@ -1118,7 +1119,8 @@ void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation) {
   fw_buf_init(&doc, DOC_MAX);
   fw_buf_init(&view, DOC_MAX);
   struct fw_object *env_object = NULL;
-  struct fw_object **states = calloc(project->flag_count ? project->flag_count : 1, sizeof *states);
+  struct fw_object **states = calloc(
+      fw_objects_count(project->flags) ? fw_objects_count(project->flags) : 1, sizeof *states);
   size_t state_count = 0;
   struct object_writer w;
   ow_begin(&w, &doc);
@@ -1155,8 +1157,8 @@ void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation) {
   if (!log_change(ctx, m->project, env, "environment_created", m->key, &doc, m, &revision))
     goto done;
   env = fw_project_env(fw_world_project(current(ctx), m->project), m->key);
-  for (size_t i = 0; i < project->flag_count; i++) {
-    struct fw_object *flag = project->flags[i];
+  for (size_t i = 0; i < fw_objects_count(project->flags); i++) {
+    struct fw_object *flag = fw_objects_at(project->flags, i);
     char on[FW_KEY_MAX + 1], off[FW_KEY_MAX + 1];
     default_state(doc_member(flag, "variants"), on, off, sizeof on);
     struct state_fields f = new_state_fields(on, off);
@@ -1379,18 +1381,19 @@ void fw_mutate_delete_project(struct fw_write_ctx *ctx, void *mutation) {
     return;
   /* Deleting what still holds environments or flags would take them silently: name
    * them instead. */
-  if (project->env_count || project->flag_count || project->segment_count) {
+  if (project->env_count || fw_objects_count(project->flags) ||
+      fw_objects_count(project->segments)) {
     char referrers[200] = "";
     size_t used = 0;
     for (size_t i = 0; i < project->env_count && used + 1 < sizeof referrers; i++)
       used += (size_t)snprintf(referrers + used, sizeof referrers - used, "%senvironment '%s'",
                                used ? ", " : "", project->envs[i]->env->key);
-    for (size_t i = 0; i < project->flag_count && used + 1 < sizeof referrers; i++)
+    for (size_t i = 0; i < fw_objects_count(project->flags) && used + 1 < sizeof referrers; i++)
       used += (size_t)snprintf(referrers + used, sizeof referrers - used, "%sflag '%s'",
-                               used ? ", " : "", project->flags[i]->key);
-    for (size_t i = 0; i < project->segment_count && used + 1 < sizeof referrers; i++)
+                               used ? ", " : "", fw_objects_at(project->flags, i)->key);
+    for (size_t i = 0; i < fw_objects_count(project->segments) && used + 1 < sizeof referrers; i++)
       used += (size_t)snprintf(referrers + used, sizeof referrers - used, "%ssegment '%s'",
-                               used ? ", " : "", project->segments[i]->key);
+                               used ? ", " : "", fw_objects_at(project->segments, i)->key);
     fw_write_fail(ctx, 409, "in_use", "project '%s' still has %s; delete them first", m->project,
                   referrers);
     return;

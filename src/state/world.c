@@ -48,59 +48,15 @@ void fw_object_unref(struct fw_object *object) {
   free(object);
 }
 
-/* ---- shared arrays of objects ----
- *
- * A node's arrays of objects live in refcounted blocks that node copies share: copying a
- * node takes one reference per array it keeps (not one per object), and only the array
- * that changes is rebuilt. A block is immutable once shared; `items` points just past
- * its header, and the count lives in the nodes (every sharer has the same). An empty
- * array is NULL. */
-struct object_block {
-  _Atomic uint32_t refs;
-  struct fw_object *items[];
-};
-
-static struct object_block *block_of(struct fw_object **items) {
-  return (struct object_block *)((char *)items - offsetof(struct object_block, items));
-}
-
-/* A new block for `capacity` objects, with one reference; NULL when out of memory. */
-static struct fw_object **block_new(size_t capacity) {
-  struct object_block *block =
-      malloc(sizeof *block + (capacity ? capacity : 1) * sizeof block->items[0]);
-  if (!block)
-    return NULL;
-  atomic_init(&block->refs, 1);
-  return block->items;
-}
-
-static struct fw_object **block_share(struct fw_object **items) {
-  if (items)
-    atomic_fetch_add_explicit(&block_of(items)->refs, 1, memory_order_relaxed);
-  return items;
-}
-
-/* Drops a reference; the last one releases the `count` objects and the block. */
-static void block_release(struct fw_object **items, size_t count) {
-  if (!items)
-    return;
-  struct object_block *block = block_of(items);
-  if (atomic_fetch_sub_explicit(&block->refs, 1, memory_order_acq_rel) != 1)
-    return;
-  for (size_t i = 0; i < count; i++)
-    fw_object_unref(items[i]);
-  free(block);
-}
-
 /* ---- nodes ---- */
 
 static void env_unref(struct fw_env_node *env) {
   if (!env || atomic_fetch_sub_explicit(&env->refs, 1, memory_order_acq_rel) != 1)
     return;
   fw_object_unref(env->env);
-  block_release(env->states, env->state_count);
-  block_release(env->configs, env->config_count);
-  block_release(env->segment_rules, env->segment_rule_count);
+  fw_objects_release(env->states);
+  fw_objects_release(env->configs);
+  fw_objects_release(env->segment_rules);
   free(env);
 }
 
@@ -108,8 +64,8 @@ static void project_unref(struct fw_project_node *project) {
   if (!project || atomic_fetch_sub_explicit(&project->refs, 1, memory_order_acq_rel) != 1)
     return;
   fw_object_unref(project->project);
-  block_release(project->flags, project->flag_count);
-  block_release(project->segments, project->segment_count);
+  fw_objects_release(project->flags);
+  fw_objects_release(project->segments);
   for (size_t i = 0; i < project->env_count; i++)
     env_unref(project->envs[i]);
   free(project->envs);
@@ -154,10 +110,8 @@ void fw_world_unref(struct fw_world *world) {
     return low;                                                                                    \
   }
 
-#define OBJECT_KEY(object) ((object)->key)
 #define PROJECT_KEY(node) ((node)->project->key)
 #define ENV_KEY(node) ((node)->env->key)
-DEFINE_SEARCH(search_objects, struct fw_object *, OBJECT_KEY)
 DEFINE_SEARCH(search_projects, struct fw_project_node *, PROJECT_KEY)
 DEFINE_SEARCH(search_envs, struct fw_env_node *, ENV_KEY)
 
@@ -173,59 +127,48 @@ struct fw_env_node *fw_project_env(const struct fw_project_node *project, const 
   return found ? project->envs[at] : NULL;
 }
 
-static struct fw_object *find_object(struct fw_object *const *objects, size_t count,
-                                     const char *key) {
-  bool found;
-  size_t at = search_objects(objects, count, key, &found);
-  return found ? objects[at] : NULL;
-}
-
 struct fw_object *fw_project_flag(const struct fw_project_node *project, const char *key) {
-  return find_object(project->flags, project->flag_count, key);
+  return fw_objects_find(project->flags, key);
 }
 
 struct fw_object *fw_env_state(const struct fw_env_node *env, const char *flag_key) {
-  return find_object(env->states, env->state_count, flag_key);
+  return fw_objects_find(env->states, flag_key);
 }
 
 struct fw_object *fw_env_config(const struct fw_env_node *env, const char *key) {
-  return find_object(env->configs, env->config_count, key);
+  return fw_objects_find(env->configs, key);
 }
 
 struct fw_object *fw_project_segment(const struct fw_project_node *project, const char *key) {
-  return find_object(project->segments, project->segment_count, key);
+  return fw_objects_find(project->segments, key);
 }
 
 struct fw_object *fw_env_segment_rules(const struct fw_env_node *env, const char *segment_key) {
-  return find_object(env->segment_rules, env->segment_rule_count, segment_key);
+  return fw_objects_find(env->segment_rules, segment_key);
 }
 
-/* The array of `table`'s objects in a project (flags or segments). */
-static void project_array(struct fw_project_node *project, enum fw_store_table table,
-                          struct fw_object ****items, size_t **count) {
-  bool segments = table == FW_TABLE_SEGMENTS;
-  *items = segments ? &project->segments : &project->flags;
-  *count = segments ? &project->segment_count : &project->flag_count;
+/* The set of `table`'s objects in a project (flags or segments). */
+static struct fw_objects **project_set(struct fw_project_node *project, enum fw_store_table table) {
+  return table == FW_TABLE_SEGMENTS ? &project->segments : &project->flags;
 }
 
-/* The array of `table`'s objects in an environment (flag states, segment rules or
+/* The set of `table`'s objects in an environment (flag states, segment rules or
  * configs). */
-static void env_array(struct fw_env_node *env, enum fw_store_table table,
-                      struct fw_object ****items, size_t **count) {
+static struct fw_objects **env_set(struct fw_env_node *env, enum fw_store_table table) {
   switch (table) {
   case FW_TABLE_CONFIGS:
-    *items = &env->configs;
-    *count = &env->config_count;
-    break;
+    return &env->configs;
   case FW_TABLE_SEGMENT_RULES:
-    *items = &env->segment_rules;
-    *count = &env->segment_rule_count;
-    break;
+    return &env->segment_rules;
   default:
-    *items = &env->states;
-    *count = &env->state_count;
-    break;
+    return &env->states;
   }
+}
+
+/* Replaces *set with `next` (the caller's reference), dropping the old one. */
+static void set_replace(struct fw_objects **set, struct fw_objects *next) {
+  fw_objects_release(*set);
+  *set = next;
 }
 
 bool fw_world_find_env(const struct fw_world *world, int64_t environment_id,
@@ -284,39 +227,6 @@ const struct fw_credential *fw_world_credential(const struct fw_world *world,
 
 /* ---- copying ---- */
 
-/* A copy of `objects` with `object` put in its key's place (replacing or inserting),
- * every element referenced. NULL when out of memory. */
-static struct fw_object **objects_with(struct fw_object *const *objects, size_t count,
-                                       struct fw_object *object, size_t *out_count) {
-  bool found;
-  size_t at = search_objects(objects, count, object->key, &found);
-  size_t new_count = found ? count : count + 1;
-  struct fw_object **copy = block_new(new_count);
-  if (!copy)
-    return NULL;
-  for (size_t i = 0, j = 0; i < new_count; i++) {
-    if (i == at) {
-      copy[i] = fw_object_ref(object);
-      if (found)
-        j++;
-    } else {
-      copy[i] = fw_object_ref(objects[j++]);
-    }
-  }
-  *out_count = new_count;
-  return copy;
-}
-
-/* A new block holding references to `objects` (a plain array). */
-static struct fw_object **objects_copy(struct fw_object *const *objects, size_t count) {
-  struct fw_object **copy = block_new(count);
-  if (!copy)
-    return NULL;
-  for (size_t i = 0; i < count; i++)
-    copy[i] = fw_object_ref(objects[i]);
-  return copy;
-}
-
 static struct fw_env_node *env_copy(const struct fw_env_node *env) {
   struct fw_env_node *copy = calloc(1, sizeof *copy);
   if (!copy)
@@ -325,12 +235,9 @@ static struct fw_env_node *env_copy(const struct fw_env_node *env) {
   copy->env = fw_object_ref(env->env);
   copy->revision = env->revision;
   copy->last_change_ms = env->last_change_ms;
-  copy->states = block_share(env->states);
-  copy->configs = block_share(env->configs);
-  copy->segment_rules = block_share(env->segment_rules);
-  copy->state_count = env->state_count;
-  copy->config_count = env->config_count;
-  copy->segment_rule_count = env->segment_rule_count;
+  copy->states = fw_objects_share(env->states);
+  copy->configs = fw_objects_share(env->configs);
+  copy->segment_rules = fw_objects_share(env->segment_rules);
   return copy;
 }
 
@@ -340,10 +247,8 @@ static struct fw_project_node *project_copy(const struct fw_project_node *projec
     return NULL;
   atomic_init(&copy->refs, 1);
   copy->project = fw_object_ref(project->project);
-  copy->flags = block_share(project->flags);
-  copy->flag_count = project->flag_count;
-  copy->segments = block_share(project->segments);
-  copy->segment_count = project->segment_count;
+  copy->flags = fw_objects_share(project->flags);
+  copy->segments = fw_objects_share(project->segments);
   copy->envs = malloc((project->env_count ? project->env_count : 1) * sizeof *copy->envs);
   if (!copy->envs) {
     free(copy->envs);
@@ -529,31 +434,21 @@ struct fw_world *fw_world_with_project_object(const struct fw_world *world, cons
   struct fw_world *next = copy_to_project(world, project_key, &project);
   if (!next)
     return NULL;
-  struct fw_object ***items;
-  size_t *count, new_count;
-  project_array(project, object->table, &items, &count);
-  struct fw_object **replaced = objects_with(*items, *count, object, &new_count);
-  if (!replaced) {
+  struct fw_objects **set = project_set(project, object->table), *replaced;
+  if (fw_objects_with(*set, object, &replaced) != FW_OK) {
     fw_world_unref(next);
     return NULL;
   }
-  block_release(*items, *count);
-  *items = replaced;
-  *count = new_count;
+  set_replace(set, replaced);
   return next;
 }
 
 /* Puts `object` into the array its table names in an environment the caller owns alone. */
 static bool env_put(struct fw_env_node *env, struct fw_object *object) {
-  struct fw_object ***items;
-  size_t *count, new_count;
-  env_array(env, object->table, &items, &count);
-  struct fw_object **replaced = objects_with(*items, *count, object, &new_count);
-  if (!replaced)
+  struct fw_objects **set = env_set(env, object->table), *replaced;
+  if (fw_objects_with(*set, object, &replaced) != FW_OK)
     return false;
-  block_release(*items, *count);
-  *items = replaced;
-  *count = new_count;
+  set_replace(set, replaced);
   return true;
 }
 
@@ -589,17 +484,12 @@ struct fw_world *fw_world_with_env_objects(const struct fw_world *world, const c
                                            struct fw_object **objects, size_t count) {
   struct fw_env_node *env;
   struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
-  struct fw_object **copy = next ? objects_copy(objects, count) : NULL;
-  if (!copy) {
+  struct fw_objects *set;
+  if (!next || fw_objects_from(objects, count, &set) != FW_OK) {
     fw_world_unref(next);
     return NULL;
   }
-  struct fw_object ***items;
-  size_t *current_count;
-  env_array(env, table, &items, &current_count);
-  block_release(*items, *current_count);
-  *items = copy;
-  *current_count = count;
+  set_replace(env_set(env, table), set);
   return next;
 }
 
@@ -614,22 +504,12 @@ struct fw_world *fw_world_with_revision(const struct fw_world *world, const char
   return next;
 }
 
-/* Replaces the array at *items (of *count) with a new block without `key`. False when
- * `key` is absent or memory is short. */
-static bool objects_remove(struct fw_object ***items, size_t *count, const char *key) {
-  bool found;
-  size_t at = search_objects(*items, *count, key, &found);
-  struct fw_object **copy = found ? block_new(*count - 1) : NULL;
-  if (!copy)
+/* Replaces *set with a version without `key`. False when absent or memory is short. */
+static bool set_remove(struct fw_objects **set, const char *key) {
+  struct fw_objects *smaller;
+  if (fw_objects_without(*set, key, &smaller) != FW_OK)
     return false;
-  for (size_t i = 0, j = 0; i < *count; i++)
-    if (i != at)
-      copy[j++] = fw_object_ref((*items)[i]);
-  block_release(*items, *count);
-  *items = *count > 1 ? copy : NULL;
-  if (*count == 1)
-    free(block_of(copy));
-  (*count)--;
+  set_replace(set, smaller);
   return true;
 }
 
@@ -680,26 +560,17 @@ struct fw_world *fw_world_without_project_object(const struct fw_world *world,
   struct fw_world *next = copy_to_project(world, project_key, &project);
   if (!next)
     return NULL;
-  struct fw_object ***items;
-  size_t *count;
-  project_array(project, table, &items, &count);
-  if (!objects_remove(items, count, key)) {
+  if (!set_remove(project_set(project, table), key)) {
     fw_world_unref(next);
     return NULL;
   }
   enum fw_store_table per_env =
       table == FW_TABLE_SEGMENTS ? FW_TABLE_SEGMENT_RULES : FW_TABLE_FLAG_STATES;
   for (size_t i = 0; i < project->env_count; i++) {
-    env_array(project->envs[i], per_env, &items, &count);
-    if (!find_object(*items, *count, key))
+    if (!fw_objects_find(*env_set(project->envs[i], per_env), key))
       continue;
     struct fw_env_node *env = env_copy(project->envs[i]);
-    if (!env) {
-      fw_world_unref(next);
-      return NULL;
-    }
-    env_array(env, per_env, &items, &count);
-    if (!objects_remove(items, count, key)) {
+    if (!env || !set_remove(env_set(env, per_env), key)) {
       env_unref(env);
       fw_world_unref(next);
       return NULL;
@@ -714,7 +585,7 @@ struct fw_world *fw_world_without_config(const struct fw_world *world, const cha
                                          const char *env_key, const char *key) {
   struct fw_env_node *env;
   struct fw_world *next = copy_to_env(world, project_key, env_key, &env);
-  if (next && !objects_remove(&env->configs, &env->config_count, key)) {
+  if (next && !set_remove(&env->configs, key)) {
     fw_world_unref(next);
     return NULL;
   }
@@ -759,8 +630,17 @@ struct flag_index {
   struct fw_object *flag;
 };
 
+/* An object waiting for its set: sets are built once every row is in, sorted. */
+struct pending {
+  enum fw_store_table table;
+  void *owner; /* its project node (flags, segments) or environment node */
+  struct fw_object *object;
+};
+
 struct loader {
   struct fw_world *world;
+  struct pending *pending;
+  size_t pending_count, pending_cap;
   size_t project_cap;
   struct env_index *envs;
   size_t env_count, env_cap;
@@ -831,21 +711,13 @@ static int room_for_one(void **items, size_t count) {
   return FW_OK;
 }
 
-/* Appends `object` to an array of objects being loaded (its block not yet shared),
- * taking its reference. */
-static int append_object(struct fw_object ***items, size_t *count, struct fw_object *object) {
-  if (*count < 4 || (*count & (*count - 1)) == 0) {
-    size_t capacity = *count < 4 ? 4 : *count * 2;
-    struct object_block *block = realloc(*items ? block_of(*items) : NULL,
-                                         sizeof *block + capacity * sizeof block->items[0]);
-    if (!block)
-      return FW_ENOMEM;
-    if (!*items)
-      atomic_init(&block->refs, 1);
-    *items = block->items;
-  }
-  (*items)[(*count)++] = object;
-  return FW_OK;
+/* Keeps `object` (taking its reference) for the set of `table` of `owner`. */
+static int add_pending(struct loader *l, enum fw_store_table table, void *owner,
+                       struct fw_object *object) {
+  int rc = grow((void **)&l->pending, &l->pending_cap, l->pending_count, sizeof *l->pending);
+  if (!rc)
+    l->pending[l->pending_count++] = (struct pending){table, owner, object};
+  return rc;
 }
 
 static int64_t doc_revision(const struct fw_object *object) {
@@ -916,11 +788,8 @@ static int load_doc(void *ctx, const struct fw_store_doc *doc) {
     struct flag_index **index = flags ? &l->flags : &l->segments;
     size_t *count = flags ? &l->flag_count : &l->segment_count;
     rc = grow((void **)index, flags ? &l->flag_cap : &l->segment_cap, *count, sizeof **index);
-    struct fw_object ***items;
-    size_t *item_count;
-    project_array(project, doc->table, &items, &item_count);
     if (!rc)
-      rc = append_object(items, item_count, object);
+      rc = add_pending(l, doc->table, project, object);
     if (!rc) {
       (*index)[(*count)++] = (struct flag_index){doc->id, object};
       object = NULL;
@@ -934,10 +803,7 @@ static int load_doc(void *ctx, const struct fw_store_doc *doc) {
     if (!env)
       break;
     object->revision = doc_revision(object);
-    struct fw_object ***items;
-    size_t *item_count;
-    env_array(env, doc->table, &items, &item_count);
-    rc = append_object(items, item_count, object);
+    rc = add_pending(l, doc->table, env, object);
     if (!rc)
       object = NULL;
     break;
@@ -969,8 +835,14 @@ static int load_credential(void *ctx, const struct fw_store_credential *row) {
   return FW_OK;
 }
 
-static int compare_object_keys(const void *a, const void *b) {
-  return strcmp((*(struct fw_object *const *)a)->key, (*(struct fw_object *const *)b)->key);
+/* Groups pending objects by table and owner, in key order within a group. */
+static int compare_pending(const void *a, const void *b) {
+  const struct pending *x = a, *y = b;
+  if (x->table != y->table)
+    return x->table < y->table ? -1 : 1;
+  if (x->owner != y->owner)
+    return (uintptr_t)x->owner < (uintptr_t)y->owner ? -1 : 1;
+  return strcmp(x->object->key, y->object->key);
 }
 
 static int compare_project_keys(const void *a, const void *b) {
@@ -1000,20 +872,34 @@ static void sort_world(struct fw_world *world) {
   sort_items(world->projects, world->project_count, sizeof *world->projects, compare_project_keys);
   for (size_t p = 0; p < world->project_count; p++) {
     struct fw_project_node *project = world->projects[p];
-    sort_items(project->flags, project->flag_count, sizeof *project->flags, compare_object_keys);
-    sort_items(project->segments, project->segment_count, sizeof *project->segments,
-               compare_object_keys);
     sort_items(project->envs, project->env_count, sizeof *project->envs, compare_env_keys);
-    for (size_t e = 0; e < project->env_count; e++) {
-      struct fw_env_node *env = project->envs[e];
-      sort_items(env->states, env->state_count, sizeof *env->states, compare_object_keys);
-      sort_items(env->configs, env->config_count, sizeof *env->configs, compare_object_keys);
-      sort_items(env->segment_rules, env->segment_rule_count, sizeof *env->segment_rules,
-                 compare_object_keys);
-    }
   }
   sort_items(world->credentials, world->credential_count, sizeof *world->credentials,
              compare_credentials);
+}
+
+/* Builds every node's sets from the pending objects, then drops the loader's references. */
+static int build_sets(struct loader *l) {
+  sort_items(l->pending, l->pending_count, sizeof *l->pending, compare_pending);
+  struct fw_object **group = malloc((l->pending_count ? l->pending_count : 1) * sizeof *group);
+  int rc = group ? FW_OK : FW_ENOMEM;
+  for (size_t start = 0, end; !rc && start < l->pending_count; start = end) {
+    const struct pending *first = &l->pending[start];
+    size_t count = 0;
+    for (end = start; end < l->pending_count && l->pending[end].table == first->table &&
+                      l->pending[end].owner == first->owner;
+         end++)
+      group[count++] = l->pending[end].object;
+    bool per_project = first->table == FW_TABLE_FLAGS || first->table == FW_TABLE_SEGMENTS;
+    struct fw_objects **set =
+        per_project ? project_set(first->owner, first->table) : env_set(first->owner, first->table);
+    rc = fw_objects_from(group, count, set);
+  }
+  free(group);
+  for (size_t i = 0; i < l->pending_count; i++)
+    fw_object_unref(l->pending[i].object);
+  free(l->pending);
+  return rc;
 }
 
 int fw_world_load(struct fw_store *store, struct fw_world **out) {
@@ -1022,6 +908,9 @@ int fw_world_load(struct fw_store *store, struct fw_world **out) {
     return FW_ENOMEM;
   struct fw_store_loader callbacks = {.doc = load_doc, .credential = load_credential, .ctx = &l};
   int rc = store->ops->load(store, &callbacks);
+  int built = build_sets(&l);
+  if (!rc)
+    rc = built;
   free(l.envs);
   free(l.flags);
   free(l.segments);

@@ -2,10 +2,12 @@
  * credential, as an immutable tree of refcounted nodes.
  *
  * A world is never modified once published. The writer derives the next world from the
- * last one by copying the path from the root to what changed and sharing everything
- * else (a node's arrays of pointers are copied, the objects they point to are not), so
- * a change costs what changed plus the pointer arrays on its path, not the size of the
- * state. Readers on any thread hold a reference and read without locks.
+ * last one by copying the path from the root to what changed (the world's list of
+ * projects, a project node's list of environments, the node itself) and sharing
+ * everything else: objects, and the persistent sets that hold them (state/objects.h), of
+ * which a change copies one chunk and the list of chunks. So a change costs what changed,
+ * not the size of the environment. Readers on any thread hold a reference and read
+ * without locks.
  *
  * Thread: nodes are shared between threads; reference counts are atomic. Building a
  * world (the fw_world_with_* functions) is the writer's job. */
@@ -17,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "state/objects.h"
 #include "store/store.h"
 #include "util/common.h"
 
@@ -38,29 +41,24 @@ struct fw_object {
 };
 
 /* An environment: its object, its change counter and its per-environment objects, each
- * array sorted by key. */
+ * a persistent set sorted by key (state/objects.h). */
 struct fw_env_node {
   _Atomic uint32_t refs;
   struct fw_object *env;
-  int64_t revision;       /* the last revision committed */
-  int64_t last_change_ms; /* the time of that revision */
-  struct fw_object **states;
-  size_t state_count;
-  struct fw_object **configs;
-  size_t config_count;
-  struct fw_object **segment_rules; /* keyed by segment key */
-  size_t segment_rule_count;
+  int64_t revision;          /* the last revision committed */
+  int64_t last_change_ms;    /* the time of that revision */
+  struct fw_objects *states; /* keyed by flag key */
+  struct fw_objects *configs;
+  struct fw_objects *segment_rules; /* keyed by segment key */
 };
 
 struct fw_project_node {
   _Atomic uint32_t refs;
   struct fw_object *project;
-  struct fw_object **flags; /* sorted by key */
-  size_t flag_count;
+  struct fw_objects *flags;
   struct fw_env_node **envs; /* sorted by key */
   size_t env_count;
-  struct fw_object **segments; /* sorted by key */
-  size_t segment_count;
+  struct fw_objects *segments;
 };
 
 /* A credential as the server checks it: the SHA-256 of the key's text. */
@@ -138,7 +136,7 @@ struct fw_world *fw_world_with_env(const struct fw_world *world, const char *pro
 struct fw_world *fw_world_with_project_object(const struct fw_world *world, const char *project_key,
                                               struct fw_object *object);
 /* Sets every flag state or segment rules (`table`) of an environment at once (`objects`
- * sorted by key), for a new environment. */
+ * sorted by key, referenced), for a new environment. */
 struct fw_world *fw_world_with_env_objects(const struct fw_world *world, const char *project_key,
                                            const char *env_key, enum fw_store_table table,
                                            struct fw_object **objects, size_t count);

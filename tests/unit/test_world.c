@@ -74,10 +74,10 @@ static void objects_stay_sorted_and_replace_by_key(void **state) {
     fw_object_unref(config);
   }
   struct fw_env_node *env = fw_project_env(fw_world_project(world, "shop"), "prod");
-  assert_int_equal(env->config_count, 4);
+  assert_int_equal(fw_objects_count(env->configs), 4);
   const char *sorted[] = {"a", "c", "m", "x"};
   for (size_t i = 0; i < 4; i++)
-    assert_string_equal(env->configs[i]->key, sorted[i]);
+    assert_string_equal(fw_objects_at(env->configs, i)->key, sorted[i]);
   assert_int_equal(fw_env_config(env, "c")->id, 4); /* the later "c" replaced the first */
   assert_null(fw_env_config(env, "b"));
   fw_world_unref(world);
