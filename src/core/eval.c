@@ -74,8 +74,11 @@ static int compare_doubles(const void *a, const void *b) {
 /* ---- arena ---- */
 
 /* A compiled flag or segment is many small pieces that live and die together: they come
- * from blocks freed all at once. */
-#define ARENA_BLOCK_SIZE 4096
+ * from blocks freed all at once. Blocks start small and double, because most compiled
+ * flags need a few hundred bytes and a store holds tens of thousands of them: a fixed
+ * 4 KiB block each made a 10 000 x 3 store take 150 MiB. */
+#define ARENA_FIRST_BLOCK 256
+#define ARENA_BLOCK_MAX 4096
 
 struct arena_block {
   struct arena_block *next;
@@ -99,10 +102,14 @@ static void *arena_alloc(struct arena *arena, size_t size) {
     current->used += size;
     return p;
   }
-  /* A piece bigger than a quarter block gets a block of its own, behind the current one,
-   * so that the space left in the current one is not wasted. */
-  bool own_block = size > ARENA_BLOCK_SIZE / 4;
-  size_t block_size = own_block ? size : ARENA_BLOCK_SIZE;
+  size_t next_size = !current                               ? ARENA_FIRST_BLOCK
+                     : current->size >= ARENA_BLOCK_MAX / 2 ? ARENA_BLOCK_MAX
+                                                            : current->size * 2;
+  /* A piece bigger than a quarter of a full block gets a block of its own, behind the
+   * current one, so that the space left in the current one is not wasted. A smaller
+   * piece that does not fit the next block's size gets a block that does. */
+  bool own_block = size > ARENA_BLOCK_MAX / 4;
+  size_t block_size = own_block ? size : size > next_size ? size : next_size;
   struct arena_block *block = malloc(sizeof *block + block_size);
   if (!block)
     return NULL;
