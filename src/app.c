@@ -14,6 +14,8 @@
 #include "api/flagsmith.h"
 #include "api/ofrep.h"
 #include "api/ops.h"
+#include "api/stream.h"
+#include "hub/hub.h"
 #include "core/keys.h"
 #include "net/server.h"
 #include "state/compiled.h"
@@ -26,6 +28,8 @@
 /* How often the main thread looks whether the loops have ended while it waits for
  * signals. */
 #define SIGNAL_POLL_MS 50
+/* TCP_USER_TIMEOUT of stream sockets: a dead peer is released within a minute. */
+#define STREAM_USER_TIMEOUT_MS 60000
 
 static const char *const durability_names[] = {"full", "normal"};
 
@@ -123,6 +127,7 @@ int fw_app_serve(const struct fw_settings *settings) {
   struct fw_store *store = NULL;
   struct fw_world *world = NULL;
   struct fw_writer *writer = NULL;
+  struct fw_hub *hub = NULL;
   struct fw_server *server = NULL;
   struct fw_ops_state ops = {.ready = false};
   struct fw_router router;
@@ -146,8 +151,23 @@ int fw_app_serve(const struct fw_settings *settings) {
   rc = fw_world_load(store, &world);
   if (!rc)
     rc = fw_compile_world(world);
+  /* The streams' replay rings and tombstones come from the change log, read before the
+   * writer takes the store over. The stream cap follows the connection cap, which the
+   * server derives from the open-file limit when not given. */
+  struct fw_hub_options hub_options = {
+      .ring_bytes = (size_t)settings->replay_bytes,
+      .heartbeat_ms = settings->heartbeat_ms,
+      .write_timeout_ms = settings->stream_write_timeout_ms,
+      .max_backlog_bytes = (size_t)settings->stream_send_buffer + 1024 * 1024,
+      .stream_cap = SIZE_MAX, /* until the server knows its connection cap */
+      .accept_rate = (unsigned)settings->stream_accept_rate,
+      .tombstone_days = (int64_t)settings->tombstone_days};
+  if (!rc)
+    rc = fw_hub_new(&hub_options, store, world, threads, &hub);
   if (!rc)
     rc = fw_writer_start(store, world, threads, &writer);
+  if (!rc)
+    fw_writer_set_adopt_hook(writer, fw_hub_on_adopt, hub);
   if (!rc && !has_admin_token(world))
     rc = create_first_token(writer);
   if (rc) {
@@ -159,6 +179,7 @@ int fw_app_serve(const struct fw_settings *settings) {
   struct fw_eval_api eval = {.writer = writer};
   struct fw_ofrep ofrep = {.writer = writer};
   struct fw_flagsmith flagsmith = {.writer = writer};
+  struct fw_stream_api stream = {.writer = writer, .hub = hub};
   rc = fw_ops_register(&router, &ops);
   if (!rc)
     rc = fw_admin_register(&router, &admin);
@@ -168,6 +189,8 @@ int fw_app_serve(const struct fw_settings *settings) {
     rc = fw_ofrep_register(&router, &ofrep);
   if (!rc)
     rc = fw_flagsmith_register(&router, &flagsmith);
+  if (!rc)
+    rc = fw_stream_api_register(&router, &stream);
   if (rc) {
     fw_log_with(FW_LOG_ERROR, "cannot build the routes", FW_LOG_STR("error", fw_strerror(rc)));
     goto done;
@@ -184,6 +207,8 @@ int fw_app_serve(const struct fw_settings *settings) {
       .body_timeout_ms = settings->body_timeout_ms,
       .keepalive_timeout_ms = settings->keepalive_timeout_ms,
       .shutdown_timeout_ms = settings->shutdown_timeout_ms,
+      .stream_send_buffer = (size_t)settings->stream_send_buffer,
+      .stream_user_timeout_ms = STREAM_USER_TIMEOUT_MS,
       .router = &router,
       .filter = fw_cors_filter,
   };
@@ -193,6 +218,15 @@ int fw_app_serve(const struct fw_settings *settings) {
     goto done;
   }
   fw_writer_attach(writer, server);
+  /* Streams stop short of the connection cap, so that a stream past its own cap still
+   * gets its 200 and goodbye (a browser never retries a 503) and plain requests still
+   * get in. */
+  size_t max_connections = fw_server_max_connections(server);
+  size_t stream_reserve = max_connections / 20 > 64 ? max_connections / 20 : 64;
+  size_t max_streams = settings->max_streams              ? (size_t)settings->max_streams
+                       : max_connections > stream_reserve ? max_connections - stream_reserve
+                                                          : 1;
+  fw_hub_set_stream_cap(hub, max_streams);
   atomic_store(&ops.ready, true);
 
   bool v6 = strchr(settings->host, ':') != NULL;
@@ -200,8 +234,8 @@ int fw_app_serve(const struct fw_settings *settings) {
   snprintf(url, sizeof url, "http://%s%s%s:%u", v6 ? "[" : "", settings->host, v6 ? "]" : "",
            (unsigned)fw_server_port(server));
   fw_log_with(FW_LOG_INFO, "listening", FW_LOG_STR("url", url), FW_LOG_INT("threads", threads),
-              FW_LOG_INT("max_connections", fw_server_max_connections(server)),
-              FW_LOG_STR("data", settings->data),
+              FW_LOG_INT("max_connections", max_connections),
+              FW_LOG_INT("max_streams", max_streams), FW_LOG_STR("data", settings->data),
               FW_LOG_STR("durability", durability_names[settings->durability]),
               FW_LOG_STR("store_durability", durability_names[in_force]));
   printf("flagwire listening on %s\n", url);
@@ -215,6 +249,7 @@ done:
    * they were posted through. */
   fw_writer_stop(writer);
   fw_server_free(server);
+  fw_hub_free(hub);
   fw_router_free(&router);
   fw_world_unref(world);
   fw_store_close(store);

@@ -22,6 +22,13 @@ struct fw_settings {
   uint64_t body_timeout_ms;
   uint64_t keepalive_timeout_ms;
   uint64_t shutdown_timeout_ms;
+  uint64_t heartbeat_ms;
+  uint64_t stream_write_timeout_ms;
+  uint64_t stream_send_buffer;
+  uint64_t max_streams;
+  uint64_t stream_accept_rate;
+  uint64_t replay_bytes;
+  uint64_t tombstone_days;
   int log_level;  /* enum fw_log_level */
   int log_format; /* enum fw_log_format */
   char log_file[FW_OPT_STRING_MAX];

@@ -96,30 +96,12 @@ static const struct fw_world *authorize(const struct fw_admin *admin,
 
 /* ---- request pieces ---- */
 
-/* Finds query parameter `name`; its raw (undecoded) value in *value and *len. */
-static bool find_query(const struct fw_http_request *req, const char *name, const char **value,
-                       size_t *len) {
-  size_t name_len = strlen(name);
-  const char *p = req->query, *end = req->query ? req->query + req->query_len : NULL;
-  while (p && p < end) {
-    const char *amp = memchr(p, '&', (size_t)(end - p));
-    const char *stop = amp ? amp : end;
-    if ((size_t)(stop - p) > name_len && !memcmp(p, name, name_len) && p[name_len] == '=') {
-      *value = p + name_len + 1;
-      *len = (size_t)(stop - *value);
-      return true;
-    }
-    p = amp ? amp + 1 : NULL;
-  }
-  return false;
-}
-
 /* Reads a key-valued query parameter (keys need no decoding); false when absent or not
  * a key. */
 static bool query_key(const struct fw_http_request *req, const char *name, char *out) {
   const char *value;
   size_t len;
-  if (!find_query(req, name, &value, &len) || !fw_model_key_valid(value, len))
+  if (!fw_http_query(req, name, &value, &len) || !fw_model_key_valid(value, len))
     return false;
   memcpy(out, value, len);
   out[len] = '\0';
@@ -132,7 +114,7 @@ static bool query_number(const struct fw_http_request *req, struct fw_http_respo
                          const char *name, int64_t max, int64_t *out) {
   const char *value;
   size_t len;
-  if (!find_query(req, name, &value, &len))
+  if (!fw_http_query(req, name, &value, &len))
     return true;
   int64_t number = 0;
   bool valid = len > 0;
@@ -350,7 +332,7 @@ static bool list_window(const struct fw_http_request *req, struct fw_http_respon
   *limit = (size_t)value;
   const char *raw;
   size_t raw_len;
-  *has_after = find_query(req, "after", &raw, &raw_len);
+  *has_after = fw_http_query(req, "after", &raw, &raw_len);
   /* A cursor that is not a key would silently restart the listing: refuse it. */
   if (*has_after && !query_key(req, "after", after)) {
     answer_error(res, req, 400, "invalid_query", "'after' must be a key from a previous page");

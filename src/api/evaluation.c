@@ -46,54 +46,6 @@ bool fw_evaluation_visible(const struct fw_key_scope *scope, const struct fw_obj
   return compiled && compiled->client_visible;
 }
 
-/* The environment's compiled segments in key order, in a per-thread array: evaluation
- * takes them as one sorted array, and building it costs a pointer per segment. */
-static _Thread_local const struct fw_eval_segment *segment_scratch[FW_MODEL_MAX_SEGMENTS];
-
-void fw_evaluation_run(const struct fw_env_node *env, const struct fw_object *state,
-                       const struct fw_eval_context *context, struct fw_eval_result *out) {
-  const struct fw_compiled_flag *compiled = fw_compiled_flag_of(state);
-  if (!compiled || !compiled->eval) {
-    *out = (struct fw_eval_result){.reason = FW_REASON_ERROR, .error = FW_EVAL_GENERAL};
-    return;
-  }
-  size_t count = 0;
-  for (size_t i = 0; i < fw_objects_count(env->segment_rules) && count < FW_MODEL_MAX_SEGMENTS;
-       i++) {
-    const struct fw_eval_segment *segment =
-        fw_compiled_segment_of(fw_objects_at(env->segment_rules, i));
-    if (segment)
-      segment_scratch[count++] = segment;
-  }
-  fw_eval(compiled->eval, segment_scratch, count, context, out);
-}
-
-int fw_evaluation_append(struct fw_buf *out, const struct fw_eval_result *result) {
-  int rc;
-  if (result->reason == FW_REASON_ERROR) {
-    rc = fw_buf_append_str(out, "\"reason\":\"ERROR\",\"errorCode\":\"");
-    if (!rc)
-      rc = fw_buf_append_str(out, fw_eval_error_name(result->error));
-    if (!rc)
-      rc = fw_buf_append_char(out, '"');
-    return rc;
-  }
-  rc = fw_buf_append_str(out, "\"value\":");
-  if (!rc)
-    rc = fw_buf_append(out, result->value.text, result->value.len);
-  if (!rc)
-    rc = fw_buf_append_str(out, ",\"variant\":");
-  if (!rc)
-    rc = fw_json_append_string(out, result->variant, strlen(result->variant));
-  if (!rc)
-    rc = fw_buf_append_str(out, ",\"reason\":\"");
-  if (!rc)
-    rc = fw_buf_append_str(out, fw_eval_reason_name(result->reason));
-  if (!rc)
-    rc = fw_buf_append_char(out, '"');
-  return rc;
-}
-
 void fw_evaluation_etag(const struct fw_buf *body, char out[40]) {
   uint8_t hash[FW_SHA256_LEN];
   fw_sha256(body->data ? body->data : "", body->len, hash);

@@ -23,15 +23,6 @@ bool fw_evaluation_context(const struct fw_http_request *req, struct fw_eval_con
 /* Whether the key of `scope` may see flag state `state`. */
 bool fw_evaluation_visible(const struct fw_key_scope *scope, const struct fw_object *state);
 
-/* Evaluates flag state `state` of `env` for `context`. A state without a compiled form
- * answers reason ERROR, error GENERAL. */
-void fw_evaluation_run(const struct fw_env_node *env, const struct fw_object *state,
-                       const struct fw_eval_context *context, struct fw_eval_result *out);
-
-/* Appends `"key":<value>,"variant":...,"reason":...` members of an evaluation (without
- * braces), or the error members in OFREP's form (`errorCode`, `errorDetails`). */
-FW_MUST_CHECK int fw_evaluation_append(struct fw_buf *out, const struct fw_eval_result *result);
-
 /* A strong ETag of `body` (the quoted start of its SHA-256), into `out` (40 bytes). */
 void fw_evaluation_etag(const struct fw_buf *body, char out[40]);
 

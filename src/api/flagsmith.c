@@ -6,13 +6,10 @@
 
 #include "api/evaluation.h"
 #include "util/json.h"
+#include "util/time.h"
 
 /* Trait lists are capped like contexts are, less the identifier's place. */
 #define MAX_TRAITS (FW_EVAL_CONTEXT_MAX_ATTRIBUTES - 1)
-
-void fw_flagsmith_updated_at(int64_t change_ms, char out[32]) {
-  snprintf(out, 32, "%" PRId64 ".%03" PRId64, change_ms / 1000, change_ms % 1000);
-}
 
 static void answer_error(struct fw_http_response *res, const struct fw_http_request *req,
                          int status, const char *code, const char *message) {
@@ -63,7 +60,7 @@ static int append_flags(struct fw_buf *out, const struct fw_key_scope *scope,
     if (!fw_evaluation_visible(scope, state))
       continue;
     struct fw_eval_result result;
-    fw_evaluation_run(scope->env, state, context, &result);
+    fw_compiled_evaluate(scope->env, state, context, &result);
     const struct fw_compiled_flag *compiled = fw_compiled_flag_of(state);
     if (!identity && result.error == FW_EVAL_TARGETING_KEY_MISSING && compiled && compiled->eval)
       fw_eval_on_variant(compiled->eval, &result);
@@ -86,7 +83,7 @@ static bool authorize(const struct fw_flagsmith *flagsmith, const struct fw_http
 static void finish(struct fw_http_response *res, const struct fw_http_request *req,
                    const struct fw_key_scope *scope, int rc) {
   char updated_at[32];
-  fw_flagsmith_updated_at(scope->env->last_change_ms, updated_at);
+  fw_time_seconds_text(scope->env->last_change_ms, updated_at);
   if (!rc)
     rc = fw_http_add_header(res, "x-flagsmith-document-updated-at", updated_at);
   if (rc)
@@ -213,35 +210,12 @@ static void answer_identity(struct fw_http_request *req, struct fw_http_response
   fw_buf_free(&traits_out);
 }
 
-/* Decodes the percent-encoded query value of `identifier`; false when absent or bad. */
+/* Decodes the query value of `identifier`; false when absent, empty or bad. */
 static bool query_identifier(const struct fw_http_request *req, char *out, size_t out_len) {
-  const char *p = req->query, *end = req->query ? req->query + req->query_len : NULL;
-  while (p && p < end) {
-    const char *amp = memchr(p, '&', (size_t)(end - p));
-    const char *stop = amp ? amp : end;
-    if ((size_t)(stop - p) > 11 && !memcmp(p, "identifier=", 11)) {
-      size_t len = 0;
-      for (const char *c = p + 11; c < stop; c++) {
-        char decoded = *c;
-        if (*c == '+') {
-          decoded = ' ';
-        } else if (*c == '%') {
-          unsigned value;
-          if (stop - c < 3 || sscanf(c + 1, "%2x", &value) != 1)
-            return false;
-          decoded = (char)value;
-          c += 2;
-        }
-        if (len + 1 >= out_len || decoded == '\0')
-          return false;
-        out[len++] = decoded;
-      }
-      out[len] = '\0';
-      return len > 0;
-    }
-    p = amp ? amp + 1 : NULL;
-  }
-  return false;
+  const char *value;
+  size_t len, decoded_len;
+  return fw_http_query(req, "identifier", &value, &len) &&
+         fw_http_query_decode(value, len, out, out_len, &decoded_len) && decoded_len > 0;
 }
 
 #define IDENTIFIER_MAX 1024

@@ -24,7 +24,4 @@ struct fw_flagsmith {
 
 FW_MUST_CHECK int fw_flagsmith_register(struct fw_router *router, struct fw_flagsmith *flagsmith);
 
-/* Writes the document-updated-at figure for a change time: seconds with milliseconds. */
-void fw_flagsmith_updated_at(int64_t change_ms, char out[32]);
-
 #endif

@@ -31,6 +31,12 @@ bool fw_keys_authorize(const struct fw_writer *writer, const struct fw_http_requ
     return refuse(res, req, 401, "unauthorized",
                   bearer ? "an environment key is required: 'Authorization: Bearer fw_cli_...'"
                          : "an environment key is required in the X-Environment-Key header");
+  return fw_keys_authorize_text(writer, req, res, value, len, accept, out);
+}
+
+bool fw_keys_authorize_text(const struct fw_writer *writer, const struct fw_http_request *req,
+                            struct fw_http_response *res, const char *value, size_t len,
+                            unsigned accept, struct fw_key_scope *out) {
   const struct fw_world *world = fw_writer_world(writer, fw_http_response_loop(res));
   uint8_t hash[FW_SHA256_LEN];
   fw_sha256(value, len, hash);
@@ -49,5 +55,6 @@ bool fw_keys_authorize(const struct fw_writer *writer, const struct fw_http_requ
     return refuse(res, req, 401, "unauthorized", "the key's environment no longer exists");
   out->world = world;
   out->kind = credential->kind;
+  out->credential = credential;
   return true;
 }

@@ -19,7 +19,8 @@ struct fw_key_scope {
   const struct fw_world *world; /* the loop's adopted world, borrowed for the handler */
   struct fw_project_node *project;
   struct fw_env_node *env;
-  enum fw_credential_kind kind; /* FW_CREDENTIAL_SERVER or FW_CREDENTIAL_CLIENT */
+  enum fw_credential_kind kind;           /* FW_CREDENTIAL_SERVER or FW_CREDENTIAL_CLIENT */
+  const struct fw_credential *credential; /* in `world` */
 };
 
 /* Reads the key from `header` ("Authorization" takes `Bearer <key>`; any other header
@@ -29,5 +30,10 @@ struct fw_key_scope {
 bool fw_keys_authorize(const struct fw_writer *writer, const struct fw_http_request *req,
                        struct fw_http_response *res, const char *header, unsigned accept,
                        struct fw_key_scope *out);
+
+/* The same for a key already read from the request (`value`, `len` bytes). */
+bool fw_keys_authorize_text(const struct fw_writer *writer, const struct fw_http_request *req,
+                            struct fw_http_response *res, const char *value, size_t len,
+                            unsigned accept, struct fw_key_scope *out);
 
 #endif

@@ -60,7 +60,7 @@ static int append_evaluation(struct fw_buf *out, const char *key,
   else if (!rc) {
     rc = fw_buf_append_char(out, ',');
     if (!rc)
-      rc = fw_evaluation_append(out, result);
+      rc = fw_eval_result_append(out, result);
     if (!rc)
       rc = fw_buf_append_str(out, ",\"metadata\":{}}");
   }
@@ -87,7 +87,7 @@ static void evaluate_one(struct fw_http_request *req, struct fw_http_response *r
     return answer_failure(res, req, key, FW_EVAL_FLAG_NOT_FOUND, error);
   }
   struct fw_eval_result result;
-  fw_evaluation_run(scope.env, state, context, &result);
+  fw_compiled_evaluate(scope.env, state, context, &result);
   fw_eval_context_free(context);
   if (result.reason == FW_REASON_ERROR)
     return answer_failure(res, req, key, result.error,
@@ -98,6 +98,25 @@ static void evaluate_one(struct fw_http_request *req, struct fw_http_response *r
   res->content_type = "application/json";
   if (append_evaluation(res->body, key, &result))
     answer_failure(res, req, key, FW_EVAL_GENERAL, "the answer could not be built");
+}
+
+/* `,"eventStreams":[...]`: where a browser listens for changes. The stream's URL carries
+ * the request's client key (EventSource cannot send headers; a client key may be in a
+ * URL, DESIGN.md 1a) and is relative, so it works behind whatever host and proxy the
+ * client reached. */
+static int append_event_streams(struct fw_buf *out, const struct fw_http_request *req) {
+  size_t len;
+  const char *value = fw_http_header(req, "Authorization", &len);
+  if (!value || len <= 7)
+    return FW_OK;
+  int rc = fw_buf_append_str(out, ",\"eventStreams\":[{\"type\":\"sse\",\"endpoint\":"
+                                  "{\"requestUri\":\"/ofrep/v1/stream?key=");
+  /* Keys are base64url with a prefix: nothing in them needs escaping in JSON or a URL. */
+  if (!rc)
+    rc = fw_buf_append(out, value + 7, len - 7);
+  if (!rc)
+    rc = fw_buf_append_str(out, "\"}}]");
+  return rc;
 }
 
 static void evaluate_all(struct fw_http_request *req, struct fw_http_response *res, void *ctx) {
@@ -120,7 +139,7 @@ static void evaluate_all(struct fw_http_request *req, struct fw_http_response *r
     if (!fw_evaluation_visible(&scope, state))
       continue;
     struct fw_eval_result result;
-    fw_evaluation_run(scope.env, state, context, &result);
+    fw_compiled_evaluate(scope.env, state, context, &result);
     if (written++)
       rc = fw_buf_append_char(res->body, ',');
     if (!rc)
@@ -128,7 +147,11 @@ static void evaluate_all(struct fw_http_request *req, struct fw_http_response *r
   }
   fw_eval_context_free(context);
   if (!rc)
-    rc = fw_buf_append_str(res->body, "]}");
+    rc = fw_buf_append_char(res->body, ']');
+  if (!rc && scope.kind == FW_CREDENTIAL_CLIENT)
+    rc = append_event_streams(res->body, req);
+  if (!rc)
+    rc = fw_buf_append_char(res->body, '}');
   char etag[40];
   if (!rc) {
     /* The tag hashes the exact bytes, so another context can never get a wrong 304. */

@@ -13,6 +13,7 @@
 #include "core/flagdef.h"
 #include "core/murmur3.h"
 #include "core/semver.h"
+#include "util/json.h"
 
 /* Limits on one match of a "matches" pattern: a pattern that backtracks without end
  * (catastrophic backtracking) gives up, and the condition is false. */
@@ -1661,4 +1662,30 @@ uint32_t fw_eval_bucket(const char *flag_key, const char *salt, const char *valu
   fw_murmur3_update(&hash, ".", 1);
   fw_murmur3_update(&hash, value, len);
   return fw_murmur3_final(&hash) % FW_EVAL_BUCKETS;
+}
+
+int fw_eval_result_append(struct fw_buf *out, const struct fw_eval_result *result) {
+  int rc;
+  if (result->reason == FW_REASON_ERROR) {
+    rc = fw_buf_append_str(out, "\"reason\":\"ERROR\",\"errorCode\":\"");
+    if (!rc)
+      rc = fw_buf_append_str(out, fw_eval_error_name(result->error));
+    if (!rc)
+      rc = fw_buf_append_char(out, '"');
+    return rc;
+  }
+  rc = fw_buf_append_str(out, "\"value\":");
+  if (!rc)
+    rc = fw_buf_append(out, result->value.text, result->value.len);
+  if (!rc)
+    rc = fw_buf_append_str(out, ",\"variant\":");
+  if (!rc)
+    rc = fw_json_append_string(out, result->variant, strlen(result->variant));
+  if (!rc)
+    rc = fw_buf_append_str(out, ",\"reason\":\"");
+  if (!rc)
+    rc = fw_buf_append_str(out, fw_eval_reason_name(result->reason));
+  if (!rc)
+    rc = fw_buf_append_char(out, '"');
+  return rc;
 }

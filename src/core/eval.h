@@ -84,6 +84,7 @@
 #include <stdint.h>
 
 #include "core/model.h"
+#include "util/buf.h"
 #include "util/common.h"
 #include "util/rawjson.h"
 
@@ -173,6 +174,10 @@ struct fw_eval_result {
  * nobody). Borrowed pointers stay valid while `flag` lives. */
 void fw_eval(const struct fw_eval_flag *flag, const struct fw_eval_segment *const *segments,
              size_t count, const struct fw_eval_context *context, struct fw_eval_result *out);
+
+/* Appends the members `"value":<value>,"variant":...,"reason":...` of a result (no
+ * braces), or for an error `"reason":"ERROR","errorCode":"..."`. FW_ENOMEM, FW_ETOOBIG. */
+FW_MUST_CHECK int fw_eval_result_append(struct fw_buf *out, const struct fw_eval_result *result);
 
 /* What the flag serves when on and no rule or rollout decides: its on variant, reason
  * DEFAULT. For surfaces that must show a value without a context to split by. */

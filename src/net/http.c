@@ -155,3 +155,54 @@ bool fw_http_request_id_valid(const char *id, size_t len) {
 void fw_http_request_id_generate(char *out) {
   snprintf(out, FW_HTTP_REQUEST_ID_MAX + 1, "%016llx", (unsigned long long)fw_random_fast());
 }
+
+bool fw_http_query(const struct fw_http_request *req, const char *name, const char **value,
+                   size_t *len) {
+  size_t name_len = strlen(name);
+  const char *p = req->query, *end = req->query ? req->query + req->query_len : NULL;
+  while (p && p < end) {
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    const char *stop = amp ? amp : end;
+    if ((size_t)(stop - p) > name_len && !memcmp(p, name, name_len) && p[name_len] == '=') {
+      *value = p + name_len + 1;
+      *len = (size_t)(stop - *value);
+      return true;
+    }
+    p = amp ? amp + 1 : NULL;
+  }
+  return false;
+}
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+bool fw_http_query_decode(const char *value, size_t len, char *out, size_t out_size,
+                          size_t *out_len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    char decoded = value[i];
+    if (decoded == '+') {
+      decoded = ' ';
+    } else if (decoded == '%') {
+      int high = i + 2 < len ? hex_digit(value[i + 1]) : -1;
+      int low = high >= 0 ? hex_digit(value[i + 2]) : -1;
+      if (low < 0)
+        return false;
+      decoded = (char)(high * 16 + low);
+      i += 2;
+    }
+    if (decoded == '\0' || n + 1 >= out_size)
+      return false;
+    out[n++] = decoded;
+  }
+  out[n] = '\0';
+  *out_len = n;
+  return true;
+}

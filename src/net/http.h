@@ -102,4 +102,15 @@ bool fw_http_request_id_valid(const char *id, size_t len);
 /* Writes a fresh 16-hex-digit request id into `out` (FW_HTTP_REQUEST_ID_MAX + 1 bytes). */
 void fw_http_request_id_generate(char *out);
 
+/* Finds query parameter `name`: its raw (still percent-encoded) value in *value and *len.
+ * False when absent. */
+bool fw_http_query(const struct fw_http_request *req, const char *name, const char **value,
+                   size_t *len);
+
+/* Decodes a percent-encoded query value (`+` is a space) into `out`, NUL-terminated;
+ * *out_len receives its length. False for a malformed escape, a decoded NUL, or a value
+ * that does not fit in `out_size` - 1 bytes. */
+bool fw_http_query_decode(const char *value, size_t len, char *out, size_t out_size,
+                          size_t *out_len);
+
 #endif

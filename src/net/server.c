@@ -18,6 +18,7 @@
 #include "net/timer_wheel.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/shared.h"
 #include "util/time.h"
 
 #define MAX_LOOPS 64
@@ -84,16 +85,20 @@ struct fw_conn {
   enum conn_phase phase;
   enum conn_kind kind;
   size_t queued_bytes;
+  uint64_t backlog_since_ms; /* when queued_bytes last left zero */
   uint64_t requests_done;
   bool reading;
   bool counted;   /* holds a place in the server's connection count */
   bool shut_down; /* uv_shutdown was issued */
 };
 
+/* A queued write: bytes the kernel did not take at once, copied into `data`, or a part
+ * of shared bytes held by reference. */
 struct write_req {
   uv_write_t req;
   struct fw_conn *conn;
   size_t len;
+  struct fw_shared *shared; /* NULL when the bytes are in `data` */
   char data[];
 };
 
@@ -209,12 +214,35 @@ static void schedule(struct fw_conn *conn, uint64_t delay_ms, fw_timer_fire_cb f
 
 /* ---- writing ---- */
 
+/* A stream socket gets a modest send buffer, so that a stalled reader shows as a backlog
+ * here (and is found by its age) instead of hiding behind megabytes in the kernel, and
+ * TCP_USER_TIMEOUT plus keep-alive, so that a dead peer is released in about a minute
+ * rather than the quarter of an hour of the kernel's defaults. Failures only lose the
+ * tuning. */
+static void tune_stream_socket(struct fw_conn *conn) {
+  const struct fw_server_options *options = &conn->loop->server->options;
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&conn->handle, &fd) != 0)
+    return;
+  if (options->stream_send_buffer) {
+    int size = (int)options->stream_send_buffer;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  }
+  if (options->stream_user_timeout_ms) {
+    unsigned timeout = (unsigned)options->stream_user_timeout_ms;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
+    unsigned idle = (unsigned)(options->stream_user_timeout_ms / 2000);
+    (void)uv_tcp_keepalive(&conn->handle, 1, idle ? idle : 1);
+  }
+}
+
 static void start_reading(struct fw_conn *conn);
 
 static void on_written(uv_write_t *req, int status) {
   struct write_req *wr = (struct write_req *)req;
   struct fw_conn *conn = wr->conn;
   conn->queued_bytes -= wr->len;
+  fw_shared_unref(wr->shared);
   free(wr);
   if (conn->state == CONN_CLOSING)
     return;
@@ -250,6 +278,7 @@ static int conn_write(struct fw_conn *conn, uv_buf_t *bufs, unsigned count) {
   }
   wr->conn = conn;
   wr->len = 0;
+  wr->shared = NULL;
   size_t skip = written;
   for (unsigned i = 0; i < count; i++) {
     if (skip >= bufs[i].len) {
@@ -266,11 +295,49 @@ static int conn_write(struct fw_conn *conn, uv_buf_t *bufs, unsigned count) {
     conn_close(conn);
     return FW_EIO;
   }
+  if (conn->queued_bytes == 0)
+    conn->backlog_since_ms = now_ms(conn->loop);
   conn->queued_bytes += wr->len;
   if (conn->queued_bytes > MAX_QUEUED_BYTES && conn->reading) {
     uv_read_stop((uv_stream_t *)&conn->handle);
     conn->reading = false;
   }
+  return FW_OK;
+}
+
+/* Hands `shared` to the kernel now if it takes it, and queues a reference to the rest.
+ * Returns FW_EIO when the connection failed and is closing. */
+static int conn_write_shared(struct fw_conn *conn, struct fw_shared *shared) {
+  size_t written = 0;
+  if (conn->queued_bytes == 0) {
+    uv_buf_t buf = uv_buf_init(shared->data, (unsigned)shared->len);
+    int n = uv_try_write((uv_stream_t *)&conn->handle, &buf, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+      conn_close(conn);
+      return FW_EIO;
+    }
+    written = n > 0 ? (size_t)n : 0;
+  }
+  if (written == shared->len)
+    return FW_OK;
+  struct write_req *wr = malloc(sizeof *wr);
+  if (!wr) {
+    conn_close(conn);
+    return FW_EIO;
+  }
+  wr->conn = conn;
+  wr->len = shared->len - written;
+  wr->shared = fw_shared_ref(shared);
+  uv_buf_t rest = uv_buf_init(shared->data + written, (unsigned)wr->len);
+  if (uv_write(&wr->req, (uv_stream_t *)&conn->handle, &rest, 1, on_written) < 0) {
+    fw_shared_unref(wr->shared);
+    free(wr);
+    conn_close(conn);
+    return FW_EIO;
+  }
+  if (conn->queued_bytes == 0)
+    conn->backlog_since_ms = now_ms(conn->loop);
+  conn->queued_bytes += wr->len;
   return FW_OK;
 }
 
@@ -657,6 +724,9 @@ static enum fw_http_read_verdict on_request(void *ctx, struct fw_http_request *r
     conn->state = CONN_STREAM;
     fw_timer_wheel_cancel(&loop->wheel, &conn->timer);
     set_kind(conn, KIND_STREAM);
+    tune_stream_socket(conn);
+    if (conn->stream.hooks->on_start)
+      conn->stream.hooks->on_start(&conn->stream, conn->stream.ctx);
     return FW_HTTP_STOP;
   }
   return res.close ? FW_HTTP_STOP : FW_HTTP_CONTINUE;
@@ -775,6 +845,35 @@ int fw_stream_write(struct fw_stream *stream, const char *data, size_t len) {
   uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
   return conn_write(conn, &buf, 1);
 }
+
+int fw_stream_write_shared(struct fw_stream *stream, struct fw_shared *shared) {
+  struct fw_conn *conn = stream->conn;
+  if (conn->state != CONN_STREAM)
+    return FW_EIO;
+  return conn_write_shared(conn, shared);
+}
+
+void fw_stream_backlog(const struct fw_stream *stream, size_t *bytes, uint64_t *age_ms) {
+  const struct fw_conn *conn = stream->conn;
+  *bytes = conn->queued_bytes;
+  *age_ms = conn->queued_bytes ? now_ms(conn->loop) - conn->backlog_since_ms : 0;
+}
+
+static void on_stream_timer(struct fw_timer_entry *entry) {
+  struct fw_conn *conn = conn_of_timer(entry);
+  if (conn->state == CONN_STREAM && conn->stream.hooks->on_timer)
+    conn->stream.hooks->on_timer(&conn->stream, conn->stream.ctx);
+}
+
+void fw_stream_schedule(struct fw_stream *stream, uint64_t delay_ms) {
+  struct fw_conn *conn = stream->conn;
+  if (conn->state == CONN_STREAM)
+    schedule(conn, delay_ms, on_stream_timer);
+}
+
+uint64_t fw_stream_now_ms(const struct fw_stream *stream) { return now_ms(stream->conn->loop); }
+
+unsigned fw_stream_loop(const struct fw_stream *stream) { return stream->conn->loop->index; }
 
 void fw_stream_close(struct fw_stream *stream) { conn_linger(stream->conn); }
 

@@ -15,6 +15,7 @@
 
 #include "net/http_parser.h"
 #include "net/router.h"
+#include "util/shared.h"
 
 /* Runs before routing on every request. Returns true when it has produced the response
  * itself; otherwise it may have added headers to `res` that the routed response keeps
@@ -28,12 +29,14 @@ struct fw_server_options {
   unsigned threads;
   size_t max_connections; /* 0 derives the cap from the open-file limit */
   struct fw_http_limits limits;
-  uint64_t header_timeout_ms;     /* from a request's first byte to the end of its headers */
-  uint64_t body_timeout_ms;       /* from the end of the headers to the end of the body */
-  uint64_t keepalive_timeout_ms;  /* idle time allowed between requests */
-  uint64_t shutdown_timeout_ms;   /* how long a stop waits for requests and streams */
-  const struct fw_router *router; /* borrowed; must outlive the server */
-  fw_http_filter filter;          /* optional */
+  uint64_t header_timeout_ms;      /* from a request's first byte to the end of its headers */
+  uint64_t body_timeout_ms;        /* from the end of the headers to the end of the body */
+  uint64_t keepalive_timeout_ms;   /* idle time allowed between requests */
+  uint64_t shutdown_timeout_ms;    /* how long a stop waits for requests and streams */
+  size_t stream_send_buffer;       /* SO_SNDBUF of stream sockets; 0 leaves the kernel's */
+  uint64_t stream_user_timeout_ms; /* TCP_USER_TIMEOUT and keep-alive of streams; 0: none */
+  const struct fw_router *router;  /* borrowed; must outlive the server */
+  fw_http_filter filter;           /* optional */
   void *filter_ctx;
 };
 
@@ -121,6 +124,10 @@ void fw_http_deferred_discard(struct fw_http_deferred *deferred);
 struct fw_stream;
 
 struct fw_stream_hooks {
+  /* The head has been sent and the connection is a stream: write its first events. */
+  void (*on_start)(struct fw_stream *stream, void *ctx);
+  /* The stream's timer (fw_stream_schedule) fired. */
+  void (*on_timer)(struct fw_stream *stream, void *ctx);
   /* The server is stopping: say goodbye and close (or let the shutdown timeout do it). */
   void (*on_drain)(struct fw_stream *stream, void *ctx);
   /* The stream is gone (peer closed, error, fw_stream_close or shutdown). The stream
@@ -137,6 +144,23 @@ FW_MUST_CHECK int fw_http_response_stream(struct fw_http_response *res,
 
 /* Queues bytes (copied) on the stream. FW_EIO if the stream is closing. */
 FW_MUST_CHECK int fw_stream_write(struct fw_stream *stream, const char *data, size_t len);
+
+/* Writes shared bytes: what the kernel does not take at once is queued by reference,
+ * never copied. FW_EIO if the stream is closing. */
+FW_MUST_CHECK int fw_stream_write_shared(struct fw_stream *stream, struct fw_shared *shared);
+
+/* What is written but not yet taken by the kernel: its size, and how long ago the
+ * oldest of it was written (0 when nothing waits). */
+void fw_stream_backlog(const struct fw_stream *stream, size_t *bytes, uint64_t *age_ms);
+
+/* Arms the stream's one timer (from the loop's timer wheel, at its tick granularity) to
+ * call hooks->on_timer after `delay_ms`; re-arming replaces the previous deadline. Only
+ * once the stream has started (on_start). */
+void fw_stream_schedule(struct fw_stream *stream, uint64_t delay_ms);
+
+/* The loop's clock in milliseconds, and the loop's index. */
+uint64_t fw_stream_now_ms(const struct fw_stream *stream);
+unsigned fw_stream_loop(const struct fw_stream *stream);
 
 /* Closes the stream once what was written has been handed to the kernel. */
 void fw_stream_close(struct fw_stream *stream);

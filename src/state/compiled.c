@@ -101,3 +101,25 @@ int fw_compile_world(struct fw_world *world) {
   }
   return FW_OK;
 }
+
+/* The environment's compiled segments in key order, in a per-thread array: evaluation
+ * takes them as one sorted array, and building it costs a pointer per segment. */
+static _Thread_local const struct fw_eval_segment *segment_scratch[FW_MODEL_MAX_SEGMENTS];
+
+void fw_compiled_evaluate(const struct fw_env_node *env, const struct fw_object *state,
+                          const struct fw_eval_context *context, struct fw_eval_result *out) {
+  const struct fw_compiled_flag *compiled = fw_compiled_flag_of(state);
+  if (!compiled || !compiled->eval) {
+    *out = (struct fw_eval_result){.reason = FW_REASON_ERROR, .error = FW_EVAL_GENERAL};
+    return;
+  }
+  size_t count = 0;
+  for (size_t i = 0; i < fw_objects_count(env->segment_rules) && count < FW_MODEL_MAX_SEGMENTS;
+       i++) {
+    const struct fw_eval_segment *segment =
+        fw_compiled_segment_of(fw_objects_at(env->segment_rules, i));
+    if (segment)
+      segment_scratch[count++] = segment;
+  }
+  fw_eval(compiled->eval, segment_scratch, count, context, out);
+}

@@ -35,6 +35,11 @@ const struct fw_compiled_flag *fw_compiled_flag_of(const struct fw_object *state
 /* The compiled segment of segment rules, or NULL. */
 const struct fw_eval_segment *fw_compiled_segment_of(const struct fw_object *rules);
 
+/* Evaluates flag state `state` of `env` for `context` with the environment's segments.
+ * A state without a compiled form answers reason ERROR, error GENERAL. */
+void fw_compiled_evaluate(const struct fw_env_node *env, const struct fw_object *state,
+                          const struct fw_eval_context *context, struct fw_eval_result *out);
+
 /* Compiles every flag state and segment rules of a freshly loaded world. */
 FW_MUST_CHECK int fw_compile_world(struct fw_world *world);
 

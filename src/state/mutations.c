@@ -238,7 +238,7 @@ static bool log_change(struct fw_write_ctx *ctx, const char *project_key,
                                    .object_len = object ? object->len : 0,
                                    .actor = m->actor,
                                    .at_ms = at_ms};
-  rc = ctx->store->ops->append_change(ctx->store, &change);
+  rc = fw_write_append_change(ctx, &change);
   if (store_failed(ctx, rc, "the change"))
     return false;
   if (!advance(ctx,
@@ -431,7 +431,7 @@ static bool write_state(struct fw_write_ctx *ctx, const struct fw_mutation *m,
                                    .at_ms = at_ms};
   rc = ctx->store->ops->put_doc(ctx->store, &row);
   if (!rc)
-    rc = ctx->store->ops->append_change(ctx->store, &change);
+    rc = fw_write_append_change(ctx, &change);
   bool ok = !store_failed(ctx, rc, "the flag state");
   struct fw_object *object = NULL;
   if (ok) {
@@ -830,7 +830,7 @@ static bool write_segment_rules(struct fw_write_ctx *ctx, const struct fw_mutati
                                    .at_ms = at_ms};
   rc = ctx->store->ops->put_doc(ctx->store, &row);
   if (!rc)
-    rc = ctx->store->ops->append_change(ctx->store, &change);
+    rc = fw_write_append_change(ctx, &change);
   bool ok = !store_failed(ctx, rc, "the segment's rules");
   struct fw_object *object = NULL;
   if (ok) {
@@ -1265,7 +1265,7 @@ void fw_mutate_put_config(struct fw_write_ctx *ctx, void *mutation) {
                                    .at_ms = at_ms};
   rc = ctx->store->ops->put_doc(ctx->store, &row);
   if (!rc)
-    rc = ctx->store->ops->append_change(ctx->store, &change);
+    rc = fw_write_append_change(ctx, &change);
   if (store_failed(ctx, rc, "the config"))
     goto done;
   object =

@@ -61,7 +61,8 @@ struct group {
 struct adopt_task {
   struct fw_loop_task task;
   struct group *group;
-  struct fw_world *world; /* owned reference */
+  struct fw_world *world;        /* owned reference */
+  struct fw_change_batch *batch; /* owned reference */
   unsigned loop;
 };
 
@@ -79,6 +80,11 @@ struct fw_writer {
   struct fw_server *server;              /* under `lock`; set by fw_writer_attach */
   bool stopping;                         /* under `lock` */
   int64_t last_now_ms;
+  /* The changes of the group being run, handed to the loops with its world. */
+  struct fw_change **group_changes;
+  size_t group_change_count, group_change_cap;
+  fw_writer_adopt_hook adopt_hook; /* set before the server is attached */
+  void *adopt_ctx;
   uint64_t groups; /* run so far, to prune remembered answers now and then */
   struct fw_metric writes_ok, writes_failed, writes_replayed, group_sizes, commit_latency;
 };
@@ -90,6 +96,49 @@ void fw_write_fail(struct fw_write_ctx *ctx, int status, const char *code, const
   va_start(args, fmt);
   vsnprintf(ctx->error_message, sizeof ctx->error_message, fmt, args);
   va_end(args);
+}
+
+static void release_changes(struct fw_change **changes, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    fw_change_unref(changes[i]);
+}
+
+int fw_write_append_change(struct fw_write_ctx *ctx, const struct fw_store_change *row) {
+  if (ctx->change_count == ctx->change_cap) {
+    size_t bigger = ctx->change_cap ? ctx->change_cap * 2 : 4;
+    struct fw_change **grown = realloc(ctx->changes, bigger * sizeof *grown);
+    if (!grown)
+      return FW_ENOMEM;
+    ctx->changes = grown;
+    ctx->change_cap = bigger;
+  }
+  struct fw_change *change = fw_change_new(row);
+  if (!change)
+    return FW_ENOMEM;
+  int rc = ctx->store->ops->append_change(ctx->store, row);
+  if (rc) {
+    fw_change_unref(change);
+    return rc;
+  }
+  ctx->changes[ctx->change_count++] = change;
+  return FW_OK;
+}
+
+/* Makes room in the group for `count` more changes, so that moving a write's changes in
+ * after its savepoint is released cannot fail. */
+static int reserve_group_changes(struct fw_writer *writer, size_t count) {
+  size_t need = writer->group_change_count + count;
+  if (need <= writer->group_change_cap)
+    return FW_OK;
+  size_t bigger = writer->group_change_cap ? writer->group_change_cap : 8;
+  while (bigger < need)
+    bigger *= 2;
+  struct fw_change **grown = realloc(writer->group_changes, bigger * sizeof *grown);
+  if (!grown)
+    return FW_ENOMEM;
+  writer->group_changes = grown;
+  writer->group_change_cap = bigger;
+  return FW_OK;
 }
 
 static void write_free(struct write *w) {
@@ -139,11 +188,15 @@ static void run_adopt(struct fw_loop_task *task, bool cancelled) {
   struct adopt_task *adopt = (struct adopt_task *)task;
   struct fw_writer *writer = adopt->group->writer;
   if (!cancelled) {
-    fw_world_unref(writer->adopted[adopt->loop]);
+    struct fw_world *previous = writer->adopted[adopt->loop];
     writer->adopted[adopt->loop] = adopt->world;
+    if (writer->adopt_hook && adopt->batch)
+      writer->adopt_hook(writer->adopt_ctx, adopt->loop, previous, adopt->world, adopt->batch);
+    fw_world_unref(previous);
   } else {
     fw_world_unref(adopt->world);
   }
+  fw_change_batch_unref(adopt->batch);
   struct group *group = adopt->group;
   free(adopt);
   if (atomic_fetch_sub(&group->loops_pending, 1) == 1)
@@ -155,8 +208,10 @@ const struct fw_world *fw_writer_world(const struct fw_writer *writer, unsigned 
   return writer->adopted[loop];
 }
 
-/* Hands `world` to every loop; the group is answered when the last one adopted it. */
-static void publish(struct fw_writer *writer, struct group *group) {
+/* Hands the latest world and the group's changes (`batch`, taken over; NULL when there
+ * are none or no memory for them) to every loop; the group is answered when the last
+ * one adopted it. */
+static void publish(struct fw_writer *writer, struct group *group, struct fw_change_batch *batch) {
   uv_mutex_lock(&writer->lock);
   while (!writer->server)
     uv_cond_wait(&writer->wake, &writer->lock);
@@ -177,9 +232,11 @@ static void publish(struct fw_writer *writer, struct group *group) {
     *adopt = (struct adopt_task){.task = {.run = run_adopt},
                                  .group = group,
                                  .world = fw_world_ref(writer->latest),
+                                 .batch = batch ? fw_change_batch_ref(batch) : NULL,
                                  .loop = loop};
     fw_server_post(server, loop, &adopt->task);
   }
+  fw_change_batch_unref(batch);
 }
 
 /* ---- the writer thread ---- */
@@ -236,11 +293,23 @@ static void run_write(struct fw_writer *writer, struct write *w, struct fw_world
     w->fn(&ctx, w->arg);
     if (!ctx.error_code && w->idempotency_key[0])
       remember(writer, w, &ctx);
+    /* A write whose changes could not reach the loops would leave streams behind without
+     * their knowing: it is refused instead. */
+    if (!ctx.error_code && reserve_group_changes(writer, ctx.change_count) != FW_OK)
+      fw_write_fail(&ctx, 503, "out_of_memory", "the server is out of memory");
     if (!ctx.error_code && writer->store->ops->release(writer->store) != FW_OK)
       fw_write_fail(&ctx, 500, "store_failed", "the store could not finish the write");
     if (ctx.error_code)
       writer->store->ops->rollback_savepoint(writer->store);
   }
+  if (!ctx.error_code) {
+    memcpy(writer->group_changes + writer->group_change_count, ctx.changes,
+           ctx.change_count * sizeof *ctx.changes);
+    writer->group_change_count += ctx.change_count;
+  } else {
+    release_changes(ctx.changes, ctx.change_count);
+  }
+  free(ctx.changes);
   w->status = ctx.status;
   w->error_code = ctx.error_code;
   fw_metric_add(w->replayed      ? &writer->writes_replayed
@@ -268,13 +337,21 @@ static void fail_all(struct write *writes, const char *message) {
   }
 }
 
-/* Runs a group in one transaction and makes its world the latest on commit. */
-static void run_group(struct fw_writer *writer, struct write *writes) {
+/* Drops the changes gathered for a group. */
+static void forget_group_changes(struct fw_writer *writer) {
+  release_changes(writer->group_changes, writer->group_change_count);
+  writer->group_change_count = 0;
+}
+
+/* Runs a group in one transaction and makes its world the latest on commit. Returns the
+ * changes it committed, or NULL when there were none (or no memory for the batch: the
+ * hub then sees a revision it has no change for, and resynchronises its streams). */
+static struct fw_change_batch *run_group(struct fw_writer *writer, struct write *writes) {
   struct fw_store *store = writer->store;
   int64_t now_ms = group_now_ms(writer);
   if (store->ops->begin(store) != FW_OK) {
     fail_all(writes, "the store could not begin a transaction");
-    return;
+    return NULL;
   }
   if (writer->groups++ % IDEMPOTENCY_PRUNE_EVERY_GROUPS == 0 &&
       store->ops->idempotency_prune(store, now_ms - IDEMPOTENCY_KEEP_MS) != FW_OK)
@@ -289,10 +366,19 @@ static void run_group(struct fw_writer *writer, struct write *writes) {
     store->ops->rollback(store);
     fail_all(writes, "the store could not commit; nothing was changed");
     fw_world_unref(world);
-    return;
+    forget_group_changes(writer);
+    return NULL;
   }
   fw_world_unref(writer->latest);
   writer->latest = world;
+  if (writer->group_change_count == 0)
+    return NULL;
+  struct fw_change_batch *batch =
+      fw_change_batch_new(writer->group_changes, writer->group_change_count, uv_hrtime());
+  writer->group_change_count = 0; /* taken over by the batch, or released */
+  if (!batch)
+    fw_log(FW_LOG_ERROR, "out of memory handing changes to the streams");
+  return batch;
 }
 
 static void writer_main(void *arg) {
@@ -318,9 +404,10 @@ static void writer_main(void *arg) {
     last->next = NULL;
     uv_mutex_unlock(&writer->lock);
 
-    run_group(writer, writes);
+    struct fw_change_batch *batch = run_group(writer, writes);
     struct group *group = malloc(sizeof *group);
     if (!group) {
+      fw_change_batch_unref(batch);
       /* Nothing can be answered without the group: the connections get no reply and
        * their clients retry; what was committed stays committed. */
       fw_log(FW_LOG_ERROR, "out of memory answering a group of writes");
@@ -334,7 +421,7 @@ static void writer_main(void *arg) {
     }
     group->writer = writer;
     group->writes = writes;
-    publish(writer, group);
+    publish(writer, group, batch);
   }
 }
 
@@ -389,6 +476,11 @@ int fw_writer_start(struct fw_store *store, struct fw_world *world, unsigned loo
   }
   *out = writer;
   return FW_OK;
+}
+
+void fw_writer_set_adopt_hook(struct fw_writer *writer, fw_writer_adopt_hook hook, void *ctx) {
+  writer->adopt_hook = hook;
+  writer->adopt_ctx = ctx;
 }
 
 void fw_writer_attach(struct fw_writer *writer, struct fw_server *server) {
@@ -459,8 +551,9 @@ int fw_writer_submit(struct fw_writer *writer, const struct fw_http_request *req
 int fw_writer_run_now(struct fw_writer *writer, fw_write_fn fn, void *arg, struct fw_buf *body) {
   struct write w = {.fn = fn, .arg = arg};
   fw_buf_init(&w.body, MAX_BODY_BYTES);
-  /* The writer thread is idle: nothing can be submitted before the server starts. */
-  run_group(writer, &w);
+  /* The writer thread is idle: nothing can be submitted before the server starts. Set-up
+   * writes change no environment, so no stream can have missed their changes. */
+  fw_change_batch_unref(run_group(writer, &w));
   if (!w.error_code) {
     for (unsigned i = 0; i < writer->loop_count; i++) {
       fw_world_unref(writer->adopted[i]);
@@ -488,5 +581,6 @@ void fw_writer_stop(struct fw_writer *writer) {
   for (unsigned i = 0; i < writer->loop_count; i++)
     fw_world_unref(writer->adopted[i]);
   fw_world_unref(writer->latest);
+  free(writer->group_changes);
   free(writer);
 }

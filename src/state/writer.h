@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "net/server.h"
+#include "state/change.h"
 #include "state/world.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -30,6 +31,9 @@ struct fw_write_ctx {
   struct fw_buf *body;
   const char *error_code; /* static string; NULL on success */
   char error_message[256];
+  /* The changes this write logged (fw_write_append_change), for the hub; the writer's. */
+  struct fw_change **changes;
+  size_t change_count, change_cap;
 };
 
 /* Does the work of one write. On failure it calls fw_write_fail (and leaves `next`
@@ -41,13 +45,28 @@ typedef void (*fw_write_fn)(struct fw_write_ctx *ctx, void *arg);
 void fw_write_fail(struct fw_write_ctx *ctx, int status, const char *code, const char *fmt, ...)
     FW_PRINTF(4, 5);
 
+/* Appends a change row to the store's change log and keeps it for the loops, which
+ * receive it with the world it belongs to. Every write logs its changes through here.
+ * FW_ENOMEM, or the store's error. */
+FW_MUST_CHECK int fw_write_append_change(struct fw_write_ctx *ctx,
+                                         const struct fw_store_change *change);
+
 struct fw_writer;
+
+/* Called on loop `loop`'s thread each time it adopts a new world: `previous` is the world
+ * it had (alive until the hook returns), `batch` the changes committed since, in commit
+ * order (borrowed; take a reference to keep it). */
+typedef void (*fw_writer_adopt_hook)(void *ctx, unsigned loop, const struct fw_world *previous,
+                                     const struct fw_world *world, struct fw_change_batch *batch);
 
 /* Creates the writer over `store` (borrowed; the writer is its only user from now on)
  * starting from `world` (referenced) and its thread, for `loop_count` loops. Writes
  * submitted before fw_writer_attach wait for it. */
 FW_MUST_CHECK int fw_writer_start(struct fw_store *store, struct fw_world *world,
                                   unsigned loop_count, struct fw_writer **out);
+
+/* Sets the hook run on every loop as it adopts a world. Call before fw_writer_attach. */
+void fw_writer_set_adopt_hook(struct fw_writer *writer, fw_writer_adopt_hook hook, void *ctx);
 
 /* Gives the writer the server whose loops adopt its worlds and answer its writes. */
 void fw_writer_attach(struct fw_writer *writer, struct fw_server *server);

@@ -40,6 +40,7 @@ enum statement {
   STMT_NEXT_REVISION,
   STMT_APPEND_CHANGE,
   STMT_CHANGES,
+  STMT_DELETIONS,
   STMT_IDEMPOTENCY_GET,
   STMT_IDEMPOTENCY_PUT,
   STMT_IDEMPOTENCY_PRUNE,
@@ -87,6 +88,8 @@ static const char *const statement_sql[STMT_COUNT] = {
                            " actor, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [STMT_CHANGES] = "SELECT revision, kind, key, object, actor, at_ms FROM changes"
                      " WHERE environment_id = ?1 AND revision > ?2 ORDER BY revision LIMIT ?3",
+    [STMT_DELETIONS] = "SELECT revision, kind, key, actor, at_ms FROM changes"
+                       " WHERE environment_id = ?1 AND object IS NULL ORDER BY revision",
     [STMT_IDEMPOTENCY_GET] = "SELECT fingerprint, status, body FROM idempotency"
                              " WHERE actor = ?1 AND key = ?2",
     [STMT_IDEMPOTENCY_PUT] = "INSERT INTO idempotency (actor, key, fingerprint, status, body,"
@@ -522,6 +525,31 @@ static int sqlite_changes(struct fw_store *store, int64_t environment_id, int64_
   return rc;
 }
 
+static int sqlite_deletions(struct fw_store *store, int64_t environment_id,
+                            fw_store_change_cb callback, void *ctx) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  sqlite3_stmt *stmt = statement(s, STMT_DELETIONS);
+  if (!stmt)
+    return FW_EIO;
+  sqlite3_bind_int64(stmt, 1, environment_id);
+  int rc = FW_OK, code;
+  while (rc == FW_OK && (code = sqlite3_step(stmt)) == SQLITE_ROW) {
+    struct fw_store_change change = {
+        .environment_id = environment_id,
+        .revision = sqlite3_column_int64(stmt, 0),
+        .kind = (const char *)sqlite3_column_text(stmt, 1),
+        .key = (const char *)sqlite3_column_text(stmt, 2),
+        .actor = (const char *)sqlite3_column_text(stmt, 3),
+        .at_ms = sqlite3_column_int64(stmt, 4),
+    };
+    rc = callback(ctx, &change);
+  }
+  if (rc == FW_OK && code != SQLITE_DONE)
+    rc = step_error(s, sqlite3_extended_errcode(s->db));
+  sqlite3_reset(stmt);
+  return rc;
+}
+
 /* Loads one table's documents in id order. */
 static int load_docs(struct sqlite_store *s, enum fw_store_table table, const char *sql,
                      const struct fw_store_loader *loader) {
@@ -656,6 +684,7 @@ static const struct fw_store_ops sqlite_ops = {
     .durability = sqlite_durability,
     .load = sqlite_load,
     .changes = sqlite_changes,
+    .deletions = sqlite_deletions,
     .begin = sqlite_begin,
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,

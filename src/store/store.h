@@ -102,6 +102,10 @@ struct fw_store_ops {
    * revision order. */
   FW_MUST_CHECK int (*changes)(struct fw_store *store, int64_t environment_id, int64_t after,
                                size_t limit, fw_store_change_cb callback, void *ctx);
+  /* Every deletion in an environment's change log (rows without an object), in revision
+   * order: where the streams' tombstones come from at start. */
+  FW_MUST_CHECK int (*deletions)(struct fw_store *store, int64_t environment_id,
+                                 fw_store_change_cb callback, void *ctx);
 
   /* Writes happen inside a transaction, each request of a group in its own savepoint
    * (DESIGN.md 3). The group's transaction: */

@@ -76,6 +76,47 @@ void fw_base64url_encode(const void *data, size_t len, char *out) {
   out[o] = '\0';
 }
 
+static int base64url_value(char c) {
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '-')
+    return 62;
+  if (c == '_')
+    return 63;
+  return -1;
+}
+
+bool fw_base64url_decode(const char *text, size_t len, void *out, size_t out_size,
+                         size_t *out_len) {
+  while (len > 0 && text[len - 1] == '=')
+    len--;
+  if (len % 4 == 1)
+    return false;
+  uint8_t *bytes = out;
+  size_t n = 0;
+  uint32_t bits = 0;
+  int held = 0;
+  for (size_t i = 0; i < len; i++) {
+    int value = base64url_value(text[i]);
+    if (value < 0)
+      return false;
+    bits = bits << 6 | (uint32_t)value;
+    held += 6;
+    if (held >= 8) {
+      held -= 8;
+      if (n == out_size)
+        return false;
+      bytes[n++] = (uint8_t)(bits >> held);
+    }
+  }
+  *out_len = n;
+  return true;
+}
+
 void fw_hex_encode(const void *data, size_t len, char *out) {
   static const char digits[] = "0123456789abcdef";
   const uint8_t *in = data;

@@ -4,6 +4,7 @@
 #ifndef FW_UTIL_DIGEST_H
 #define FW_UTIL_DIGEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,11 @@ void fw_sha256_parts(const struct fw_bytes *parts, size_t count, uint8_t out[FW_
 /* Writes the unpadded base64url form of `data` and a NUL into `out`, which must hold
  * FW_BASE64URL_LEN(len) + 1 bytes. */
 void fw_base64url_encode(const void *data, size_t len, char *out);
+
+/* Decodes base64url text (padding `=` optional) into `out`, at most `out_size` bytes;
+ * *out_len receives the length. False for a character outside the alphabet, a length no
+ * encoding has, or a result that does not fit. */
+bool fw_base64url_decode(const char *text, size_t len, void *out, size_t out_size, size_t *out_len);
 
 /* Writes `len` bytes as lowercase hex and a NUL into `out` (2 * len + 1 bytes). */
 void fw_hex_encode(const void *data, size_t len, char *out);

@@ -1,5 +1,7 @@
 #include "util/time.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -73,4 +75,8 @@ void fw_time_iso8601(int64_t unix_ms, char *out) {
   p = put_digits(p, (int)(unix_ms % 1000), 3);
   p = put_text(p, "Z", 1);
   *p = '\0';
+}
+
+void fw_time_seconds_text(int64_t unix_ms, char out[32]) {
+  snprintf(out, 32, "%" PRId64 ".%03" PRId64, unix_ms / 1000, unix_ms % 1000);
 }

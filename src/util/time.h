@@ -18,4 +18,8 @@ void fw_time_http_date(int64_t unix_seconds, char *out);
 #define FW_ISO_TIME_LEN 24
 void fw_time_iso8601(int64_t unix_ms, char *out);
 
+/* Milliseconds as decimal seconds with three decimals ("1700000000.123"): the time
+ * format of the Flagsmith surfaces, whose header and stream must print it alike. */
+void fw_time_seconds_text(int64_t unix_ms, char out[32]);
+
 #endif

@@ -1,0 +1,1483 @@
+#include "hub/hub.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "net/server.h"
+#include "state/compiled.h"
+#include "state/mutations.h"
+#include "util/digest.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/random.h"
+#include "util/rawjson.h"
+#include "util/shared.h"
+#include "util/time.h"
+
+#define MAX_LOOPS 64
+/* Change rows read per environment to preload its ring; the ring's byte bound then
+ * decides how many stay. */
+#define PRELOAD_ROWS 4096
+/* Cap on one serialised event or snapshot. */
+#define FRAME_MAX (64 * 1024 * 1024)
+/* retry: for a stream that starts normally, and for one turned away. */
+#define RETRY_MIN_MS 1000
+#define RETRY_SPAN_MS 2000
+#define OVERLOADED_RETRY_MIN_MS 5000
+#define OVERLOADED_RETRY_SPAN_MS 25000
+/* reconnect_after_ms of goodbye on shutdown: spread so that a restart is not met by every
+ * client in the same millisecond, yet all are back within about two seconds. */
+#define SHUTDOWN_RECONNECT_MIN_MS 100
+#define SHUTDOWN_RECONNECT_SPAN_MS 1900
+
+static const uint64_t fanout_bounds_us[] = {100,   250,   500,    1000,   2500,   5000,    10000,
+                                            25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
+
+enum resume_outcome { RESUME_NONE, RESUME_REPLAY, RESUME_CATCH_UP, RESUME_SNAPSHOT, RESUME_COUNT };
+static const char *const resume_names[RESUME_COUNT] = {"none", "replay", "catch_up", "snapshot"};
+static const char *const kind_names[] = {"events", "flagsmith", "ofrep"};
+
+/* Identical contexts of one environment's values streams, evaluated once per change. */
+struct context_group {
+  struct context_group *next;
+  char *text; /* the context's JSON as the client sent it */
+  size_t len;
+  struct fw_eval_context *context; /* NULL: the empty context */
+  size_t members;
+  size_t index; /* its place among its environment's groups, while a batch is delivered */
+};
+
+struct hub_env;
+struct hub_loop;
+
+struct subscriber {
+  struct subscriber *prev, *next; /* in its environment's list while it receives */
+  struct fw_hub *hub;
+  struct hub_loop *loop;
+  struct hub_env *env;
+  struct fw_stream *stream;
+  enum fw_hub_kind kind;
+  bool definitions;
+  bool admitted; /* false: it was turned away and only says goodbye */
+  bool ended;    /* goodbye written or stream closing: nothing more is sent */
+  uint8_t key_hash[32];
+  struct fw_hub_filter filter;
+  struct context_group *group; /* values streams */
+  bool has_cursor;
+  int64_t cursor;
+  char epoch[40];
+  /* Only while it waits for on_start: */
+  struct fw_eval_context *context;
+  char *context_text;
+  size_t context_len;
+};
+
+struct ring_entry {
+  struct fw_change *change;
+  struct fw_shared *frame; /* the event for definitions streams, made when first needed */
+};
+
+struct tombstone {
+  char *key;
+  enum fw_change_kind kind; /* flag, config or segment deleted */
+  int64_t revision;
+};
+
+struct hub_env {
+  int64_t id;
+  int64_t revision; /* the last revision this loop has recorded */
+  struct subscriber *subscribers;
+  size_t subscriber_count;
+  struct context_group *groups;
+  /* The replay ring: changes first_revision .. revision, oldest at `head`. */
+  struct ring_entry *ring;
+  size_t ring_cap, ring_head, ring_count, ring_bytes;
+  struct tombstone *tombstones;
+  size_t tombstone_count, tombstone_cap;
+  /* Deletions at or before this revision may have been forgotten: a cursor older than it
+   * cannot be caught up. */
+  int64_t tombstone_floor;
+};
+
+struct hub_loop {
+  struct fw_hub *hub;
+  unsigned index;
+  struct fw_world *world; /* the world this loop adopted last; owned reference */
+  struct hub_env **envs;  /* sorted by id */
+  size_t env_count, env_cap;
+  double tokens; /* the accept-rate bucket */
+  uint64_t tokens_at_ms;
+};
+
+struct fw_hub {
+  struct fw_hub_options options;
+  _Atomic size_t stream_cap;
+  unsigned loop_count;
+  struct hub_loop *loops;
+  _Atomic size_t streams;
+  struct fw_shared *heartbeat;
+  struct fw_metric streams_open[FW_ARRAY_LEN(kind_names)];
+  struct fw_metric events_published, fanout_latency, values_fanout_latency;
+  struct fw_metric resumes[RESUME_COUNT];
+  struct fw_metric slow_closes, overload_closes, expired_closes;
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t jitter(uint64_t min, uint64_t span) { return fw_random_between(min, min + span); }
+
+static struct fw_shared *frame_from(struct fw_buf *buf) {
+  return fw_shared_new(buf->data ? buf->data : "", buf->len);
+}
+
+/* `event: <name>\n[id: <rev>\n]data: ` */
+static int frame_begin(struct fw_buf *out, const char *event, int64_t revision) {
+  int rc = FW_OK;
+  if (event)
+    rc = fw_buf_appendf(out, "event: %s\n", event);
+  if (!rc && revision >= 0)
+    rc = fw_buf_appendf(out, "id: %" PRId64 "\n", revision);
+  if (!rc)
+    rc = fw_buf_append_str(out, "data: ");
+  return rc;
+}
+
+static int frame_end(struct fw_buf *out) { return fw_buf_append_str(out, "\n\n"); }
+
+/* `{"rev":N,"key":"<key>"` */
+static int payload_begin(struct fw_buf *out, int64_t revision, const char *key) {
+  int rc = fw_buf_appendf(out, "{\"rev\":%" PRId64 ",\"key\":", revision);
+  if (!rc)
+    rc = fw_json_append_string(out, key, strlen(key));
+  return rc;
+}
+
+/* ---- environments of a loop ---- */
+
+static struct hub_env *env_find(struct hub_loop *loop, int64_t id) {
+  size_t low = 0, high = loop->env_count;
+  while (low < high) {
+    size_t mid = low + (high - low) / 2;
+    if (loop->envs[mid]->id == id)
+      return loop->envs[mid];
+    if (loop->envs[mid]->id < id)
+      low = mid + 1;
+    else
+      high = mid;
+  }
+  return NULL;
+}
+
+/* The environment `id` of this loop, made when first seen at `revision`. NULL when out of
+ * memory. */
+static struct hub_env *env_get(struct hub_loop *loop, int64_t id, int64_t revision) {
+  struct hub_env *env = env_find(loop, id);
+  if (env)
+    return env;
+  if (loop->env_count == loop->env_cap) {
+    size_t cap = loop->env_cap ? loop->env_cap * 2 : 8;
+    struct hub_env **grown = realloc(loop->envs, cap * sizeof *grown);
+    if (!grown)
+      return NULL;
+    loop->envs = grown;
+    loop->env_cap = cap;
+  }
+  env = calloc(1, sizeof *env);
+  if (!env)
+    return NULL;
+  env->id = id;
+  env->revision = revision;
+  size_t at = 0;
+  while (at < loop->env_count && loop->envs[at]->id < id)
+    at++;
+  memmove(loop->envs + at + 1, loop->envs + at, (loop->env_count - at) * sizeof *loop->envs);
+  loop->envs[at] = env;
+  loop->env_count++;
+  return env;
+}
+
+static size_t change_bytes(const struct fw_change *change) {
+  return sizeof *change + strlen(change->key) + change->object_len;
+}
+
+static void ring_clear(struct hub_env *env) {
+  for (size_t i = 0; i < env->ring_count; i++) {
+    struct ring_entry *entry = &env->ring[(env->ring_head + i) % env->ring_cap];
+    fw_change_unref(entry->change);
+    fw_shared_unref(entry->frame);
+  }
+  env->ring_head = env->ring_count = env->ring_bytes = 0;
+}
+
+static struct ring_entry *ring_at(struct hub_env *env, size_t i) {
+  return &env->ring[(env->ring_head + i) % env->ring_cap];
+}
+
+/* Appends a change (referenced), dropping the oldest past the byte bound. */
+static int ring_push(struct hub_env *env, struct fw_change *change, size_t bound) {
+  if (env->ring_count == env->ring_cap) {
+    size_t cap = env->ring_cap ? env->ring_cap * 2 : 16;
+    struct ring_entry *grown = malloc(cap * sizeof *grown);
+    if (!grown)
+      return FW_ENOMEM;
+    for (size_t i = 0; i < env->ring_count; i++)
+      grown[i] = *ring_at(env, i);
+    free(env->ring);
+    env->ring = grown;
+    env->ring_cap = cap;
+    env->ring_head = 0;
+  }
+  *ring_at(env, env->ring_count) = (struct ring_entry){.change = fw_change_ref(change)};
+  env->ring_count++;
+  env->ring_bytes += change_bytes(change);
+  while (env->ring_count > 1 && env->ring_bytes > bound) {
+    struct ring_entry *oldest = ring_at(env, 0);
+    env->ring_bytes -= change_bytes(oldest->change);
+    fw_change_unref(oldest->change);
+    fw_shared_unref(oldest->frame);
+    env->ring_head = (env->ring_head + 1) % env->ring_cap;
+    env->ring_count--;
+  }
+  return FW_OK;
+}
+
+static bool is_deletion(enum fw_change_kind kind) {
+  return kind == FW_CHANGE_FLAG_DELETED || kind == FW_CHANGE_CONFIG_DELETED ||
+         kind == FW_CHANGE_SEGMENT_DELETED;
+}
+
+/* The family of a kind (flag, config, segment), so that a deletion and a later creation
+ * of the same key meet in one tombstone slot. */
+static int kind_family(enum fw_change_kind kind) {
+  switch (kind) {
+  case FW_CHANGE_FLAG_CREATED:
+  case FW_CHANGE_FLAG_UPDATED:
+  case FW_CHANGE_FLAG_DELETED:
+    return 0;
+  case FW_CHANGE_CONFIG_UPDATED:
+  case FW_CHANGE_CONFIG_DELETED:
+    return 1;
+  case FW_CHANGE_SEGMENT_UPDATED:
+  case FW_CHANGE_SEGMENT_DELETED:
+    return 2;
+  default:
+    return 3;
+  }
+}
+
+/* Records a deletion (or forgets the tombstone of a key that comes back). */
+static int tombstone_note(struct hub_env *env, enum fw_change_kind kind, const char *key,
+                          int64_t revision) {
+  for (size_t i = 0; i < env->tombstone_count; i++) {
+    struct tombstone *t = &env->tombstones[i];
+    if (kind_family(t->kind) == kind_family(kind) && !strcmp(t->key, key)) {
+      if (is_deletion(kind)) {
+        t->revision = revision;
+      } else {
+        free(t->key);
+        *t = env->tombstones[--env->tombstone_count];
+      }
+      return FW_OK;
+    }
+  }
+  if (!is_deletion(kind))
+    return FW_OK;
+  if (env->tombstone_count == env->tombstone_cap) {
+    size_t cap = env->tombstone_cap ? env->tombstone_cap * 2 : 8;
+    struct tombstone *grown = realloc(env->tombstones, cap * sizeof *grown);
+    if (!grown)
+      return FW_ENOMEM;
+    env->tombstones = grown;
+    env->tombstone_cap = cap;
+  }
+  char *copy = strdup(key);
+  if (!copy)
+    return FW_ENOMEM;
+  env->tombstones[env->tombstone_count++] = (struct tombstone){copy, kind, revision};
+  return FW_OK;
+}
+
+static void env_free(struct hub_env *env) {
+  ring_clear(env);
+  free(env->ring);
+  for (size_t i = 0; i < env->tombstone_count; i++)
+    free(env->tombstones[i].key);
+  free(env->tombstones);
+  free(env);
+}
+
+/* ---- writing to subscribers ---- */
+
+static void subscriber_detach(struct subscriber *sub) {
+  struct hub_env *env = sub->env;
+  if (!env)
+    return;
+  if (sub->prev)
+    sub->prev->next = sub->next;
+  else
+    env->subscribers = sub->next;
+  if (sub->next)
+    sub->next->prev = sub->prev;
+  env->subscriber_count--;
+  sub->env = NULL;
+  sub->prev = sub->next = NULL;
+  struct context_group *group = sub->group;
+  if (group && --group->members == 0) {
+    struct context_group **link = &env->groups;
+    while (*link != group)
+      link = &(*link)->next;
+    *link = group->next;
+    fw_eval_context_free(group->context);
+    free(group->text);
+    free(group);
+  }
+  sub->group = NULL;
+}
+
+/* Says goodbye with `reason` and a jittered reconnect delay, and closes. */
+static void subscriber_end(struct subscriber *sub, const char *reason, uint64_t reconnect_ms) {
+  if (sub->ended)
+    return;
+  sub->ended = true;
+  subscriber_detach(sub);
+  char text[160];
+  int len =
+      snprintf(text, sizeof text,
+               "event: goodbye\ndata: {\"reason\":\"%s\",\"reconnect_after_ms\":%" PRIu64 "}\n\n",
+               reason, reconnect_ms);
+  /* A stream that cannot take its goodbye is closing already. */
+  bool said = fw_stream_write(sub->stream, text, (size_t)len) == FW_OK;
+  (void)said;
+  fw_stream_close(sub->stream);
+}
+
+/* Writes a frame; a stream that falls behind is told so and closed. */
+static void subscriber_send(struct subscriber *sub, struct fw_shared *frame) {
+  if (sub->ended || !frame)
+    return;
+  if (fw_stream_write_shared(sub->stream, frame) != FW_OK) {
+    sub->ended = true;
+    subscriber_detach(sub);
+    return;
+  }
+  size_t bytes;
+  uint64_t age_ms;
+  fw_stream_backlog(sub->stream, &bytes, &age_ms);
+  const struct fw_hub_options *options = &sub->hub->options;
+  if (bytes > options->max_backlog_bytes || age_ms > options->write_timeout_ms) {
+    fw_metric_add(&sub->hub->slow_closes, 1);
+    subscriber_end(sub, "slow", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+  }
+}
+
+/* Writes bytes made for this subscriber alone (a snapshot, a catch-up). */
+static void subscriber_send_buf(struct subscriber *sub, struct fw_buf *buf) {
+  struct fw_shared *frame = frame_from(buf);
+  if (!frame) {
+    subscriber_end(sub, "overloaded", jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS));
+    return;
+  }
+  subscriber_send(sub, frame);
+  fw_shared_unref(frame);
+}
+
+/* ---- definitions events (server keys) ---- */
+
+enum frame_as { AS_CHANGE, AS_CREATED, AS_DELETED };
+
+/* The event of `change` for definitions streams, as the change says or as a creation or
+ * deletion (a key entering or leaving what a filtered stream selects). */
+static int definitions_frame(const struct fw_change *change, enum frame_as as, struct fw_buf *out) {
+  const char *event;
+  enum fw_change_kind kind = change->kind;
+  if (as == AS_CREATED)
+    kind = FW_CHANGE_FLAG_CREATED;
+  else if (as == AS_DELETED)
+    kind = FW_CHANGE_FLAG_DELETED;
+  switch (kind) {
+  case FW_CHANGE_FLAG_CREATED:
+    event = "flag_created";
+    break;
+  case FW_CHANGE_FLAG_UPDATED:
+    event = "flag_updated";
+    break;
+  case FW_CHANGE_FLAG_DELETED:
+    event = "flag_deleted";
+    break;
+  case FW_CHANGE_CONFIG_UPDATED:
+    event = "config_updated";
+    break;
+  case FW_CHANGE_CONFIG_DELETED:
+    event = "config_deleted";
+    break;
+  default:
+    event = "segment_updated";
+    break;
+  }
+  int rc = frame_begin(out, event, change->revision);
+  if (!rc)
+    rc = payload_begin(out, change->revision, change->key);
+  if (rc)
+    return rc;
+  if (kind == FW_CHANGE_FLAG_CREATED || kind == FW_CHANGE_FLAG_UPDATED) {
+    rc = fw_buf_append_str(out, ",\"flag\":");
+    if (!rc)
+      rc = fw_buf_append(out, change->object ? change->object : "null",
+                         change->object ? change->object_len : 4);
+  } else if (kind == FW_CHANGE_CONFIG_UPDATED) {
+    struct fw_rawjson doc = {change->object ? change->object : "{}",
+                             change->object ? change->object_len : 2},
+                      value, type;
+    if (fw_rawjson_member(doc, "value", &value) != FW_OK)
+      value = (struct fw_rawjson){"null", 4};
+    if (fw_rawjson_member(doc, "content_type", &type) != FW_OK)
+      type = (struct fw_rawjson){"null", 4};
+    rc = fw_buf_append_str(out, ",\"value\":");
+    if (!rc)
+      rc = fw_buf_append(out, value.text, value.len);
+    if (!rc)
+      rc = fw_buf_append_str(out, ",\"content_type\":");
+    if (!rc)
+      rc = fw_buf_append(out, type.text, type.len);
+  } else if (kind == FW_CHANGE_SEGMENT_UPDATED || kind == FW_CHANGE_SEGMENT_DELETED) {
+    rc = fw_buf_append_str(out, ",\"segment\":");
+    if (!rc)
+      rc = fw_buf_append(out, change->object ? change->object : "null",
+                         change->object ? change->object_len : 4);
+  }
+  if (!rc)
+    rc = fw_buf_append_char(out, '}');
+  if (!rc)
+    rc = frame_end(out);
+  return rc;
+}
+
+/* The frame of a ring entry as the change says, made once and kept with the entry. */
+static struct fw_shared *entry_frame(struct ring_entry *entry) {
+  if (!entry->frame) {
+    struct fw_buf buf;
+    fw_buf_init(&buf, FRAME_MAX);
+    if (definitions_frame(entry->change, AS_CHANGE, &buf) == FW_OK)
+      entry->frame = frame_from(&buf);
+    fw_buf_free(&buf);
+  }
+  return entry->frame;
+}
+
+static bool family_is_flag(enum fw_change_kind kind) { return kind_family(kind) == 0; }
+
+/* What a definitions stream gets of one change, given the flag's definition before it
+ * (for a filter by tags): the change itself, a creation, a deletion or nothing. */
+static bool definitions_selects(const struct subscriber *sub, const struct fw_change *change,
+                                const char *before, size_t before_len, enum frame_as *as) {
+  const struct fw_hub_filter *filter = &sub->filter;
+  *as = AS_CHANGE;
+  if (family_is_flag(change->kind)) {
+    bool was = change->kind != FW_CHANGE_FLAG_CREATED &&
+               fw_hub_filter_flag(filter, change->key, before, before_len);
+    bool is = change->kind != FW_CHANGE_FLAG_DELETED &&
+              fw_hub_filter_flag(filter, change->key, change->object, change->object_len);
+    if (is && !was)
+      *as = AS_CREATED;
+    else if (was && !is)
+      *as = AS_DELETED;
+    return is || was;
+  }
+  if (kind_family(change->kind) == 1)
+    return fw_hub_filter_config(filter, change->key);
+  /* Segments go with flags. */
+  return !filter->configs && !filter->all_configs ? true : filter->flags || filter->tags;
+}
+
+/* Sends a ring entry to a definitions stream. */
+static void send_definitions(struct subscriber *sub, struct ring_entry *entry, const char *before,
+                             size_t before_len) {
+  enum frame_as as;
+  if (!definitions_selects(sub, entry->change, before, before_len, &as))
+    return;
+  if (as == AS_CHANGE) {
+    subscriber_send(sub, entry_frame(entry));
+    return;
+  }
+  struct fw_buf buf;
+  fw_buf_init(&buf, FRAME_MAX);
+  if (definitions_frame(entry->change, as, &buf) == FW_OK)
+    subscriber_send_buf(sub, &buf);
+  fw_buf_free(&buf);
+}
+
+/* ---- values events (client keys) ---- */
+
+/* One flag or config whose value may have changed, for values streams. */
+struct value_item {
+  int64_t revision;
+  const char *key;
+  bool config;
+  const struct fw_change *config_change; /* configs: the change */
+};
+
+static bool same_result(const struct fw_eval_result *a, const struct fw_eval_result *b) {
+  if (a->reason != b->reason || a->error != b->error)
+    return false;
+  if ((a->variant == NULL) != (b->variant == NULL) ||
+      (a->variant && strcmp(a->variant, b->variant) != 0))
+    return false;
+  return a->value.len == b->value.len &&
+         (a->value.len == 0 || !memcmp(a->value.text, b->value.text, a->value.len));
+}
+
+static int values_frame(struct fw_buf *out, const char *event, int64_t revision, const char *key,
+                        const struct fw_eval_result *result) {
+  int rc = frame_begin(out, event, revision);
+  if (!rc)
+    rc = payload_begin(out, revision, key);
+  if (!rc && result) {
+    rc = fw_buf_append_char(out, ',');
+    if (!rc)
+      rc = fw_eval_result_append(out, result);
+  }
+  if (!rc)
+    rc = fw_buf_append_char(out, '}');
+  if (!rc)
+    rc = frame_end(out);
+  return rc;
+}
+
+/* Whether a client key sees the flag state `state`, for a stream with `filter`. */
+static bool value_visible(const struct fw_project_node *project, const struct fw_object *state,
+                          const struct fw_hub_filter *filter) {
+  if (!state)
+    return false;
+  const struct fw_compiled_flag *compiled = fw_compiled_flag_of(state);
+  if (!compiled || !compiled->client_visible)
+    return false;
+  const struct fw_object *flag = project ? fw_project_flag(project, state->key) : NULL;
+  return fw_hub_filter_flag(filter, state->key, flag ? flag->doc : NULL, flag ? flag->doc_len : 0);
+}
+
+/* What one context gets of one flag in a batch: computed once per context group, shared
+ * by its streams. `now` borrows from the world being delivered. */
+struct value_outcome {
+  bool computed;
+  bool was, is; /* client-visible before and after (before any stream's filter) */
+  bool changed; /* value, variant or reason differ */
+  struct fw_eval_result now;
+  struct fw_shared *frames[3]; /* flag_updated, flag_created, flag_deleted: made once */
+};
+
+static void outcome_compute(struct value_outcome *outcome, const struct value_item *item,
+                            const struct fw_env_node *before_env, const struct fw_env_node *env,
+                            const struct fw_eval_context *context) {
+  const struct fw_object *old_state = before_env ? fw_env_state(before_env, item->key) : NULL;
+  const struct fw_object *new_state = env ? fw_env_state(env, item->key) : NULL;
+  outcome->computed = true;
+  outcome->was = value_visible(NULL, old_state, NULL);
+  outcome->is = value_visible(NULL, new_state, NULL);
+  if (outcome->is)
+    fw_compiled_evaluate(env, new_state, context, &outcome->now);
+  outcome->changed = true;
+  if (outcome->was && outcome->is) {
+    struct fw_eval_result before;
+    fw_compiled_evaluate(before_env, old_state, context, &before);
+    outcome->changed = !same_result(&before, &outcome->now);
+  }
+}
+
+/* Sends one flag's value event to a values stream, from its group's outcome and its own
+ * filter (a tag filter can make the flag enter or leave what it sees). */
+static void send_value(struct subscriber *sub, const struct value_item *item,
+                       struct value_outcome *outcome, const struct fw_project_node *before_project,
+                       const struct fw_env_node *before_env, const struct fw_project_node *project,
+                       const struct fw_env_node *env) {
+  if (!outcome->computed)
+    outcome_compute(outcome, item, before_env, env, sub->group ? sub->group->context : NULL);
+  const struct fw_object *old_flag =
+      before_project ? fw_project_flag(before_project, item->key) : NULL;
+  const struct fw_object *new_flag = project ? fw_project_flag(project, item->key) : NULL;
+  bool was =
+      outcome->was && fw_hub_filter_flag(&sub->filter, item->key, old_flag ? old_flag->doc : NULL,
+                                         old_flag ? old_flag->doc_len : 0);
+  bool is =
+      outcome->is && fw_hub_filter_flag(&sub->filter, item->key, new_flag ? new_flag->doc : NULL,
+                                        new_flag ? new_flag->doc_len : 0);
+  int which = is && was ? (outcome->changed ? 0 : -1) : is ? 1 : was ? 2 : -1;
+  if (which < 0)
+    return;
+  if (!outcome->frames[which]) {
+    static const char *const events[3] = {"flag_updated", "flag_created", "flag_deleted"};
+    struct fw_buf buf;
+    fw_buf_init(&buf, FRAME_MAX);
+    if (values_frame(&buf, events[which], item->revision, item->key,
+                     which == 2 ? NULL : &outcome->now) == FW_OK)
+      outcome->frames[which] = frame_from(&buf);
+    fw_buf_free(&buf);
+  }
+  subscriber_send(sub, outcome->frames[which]);
+}
+
+/* ---- delivering a batch ---- */
+
+static int compare_items(const void *a, const void *b) {
+  const struct value_item *x = a, *y = b;
+  return (x->revision > y->revision) - (x->revision < y->revision);
+}
+
+/* The values items of `env`'s changes changes[0..count): each flag once at its last
+ * revision, every flag of the environment when a segment changed, configs as they come.
+ * Sorted by revision. Caller frees *out. */
+static int collect_value_items(struct fw_change *const *changes, size_t count,
+                               const struct fw_env_node *before_env, const struct fw_env_node *env,
+                               struct value_item **out, size_t *out_count) {
+  int64_t segment_revision = 0;
+  size_t cap = count;
+  for (size_t i = 0; i < count; i++)
+    if (kind_family(changes[i]->kind) == 2)
+      segment_revision = changes[i]->revision;
+  if (segment_revision)
+    cap += fw_objects_count(env ? env->states : NULL) +
+           fw_objects_count(before_env ? before_env->states : NULL);
+  struct value_item *items = calloc(cap ? cap : 1, sizeof *items);
+  if (!items)
+    return FW_ENOMEM;
+  size_t n = 0;
+  for (size_t i = count; i-- > 0;) {
+    const struct fw_change *change = changes[i];
+    int family = kind_family(change->kind);
+    if (family == 1) {
+      items[n++] = (struct value_item){change->revision, change->key, true, change};
+      continue;
+    }
+    if (family != 0)
+      continue;
+    bool seen = false;
+    for (size_t j = 0; j < n && !seen; j++)
+      seen = !items[j].config && !strcmp(items[j].key, change->key);
+    if (!seen)
+      items[n++] = (struct value_item){change->revision, change->key, false, NULL};
+  }
+  /* A segment's change can move any flag: every flag then counts, at the segment's
+   * revision unless it changed later itself. */
+  for (int side = 0; segment_revision && side < 2; side++) {
+    const struct fw_env_node *node = side ? before_env : env;
+    for (size_t i = 0; node && i < fw_objects_count(node->states); i++) {
+      const char *key = fw_objects_at(node->states, i)->key;
+      bool seen = false;
+      for (size_t j = 0; j < n && !seen; j++)
+        seen = !items[j].config && !strcmp(items[j].key, key);
+      if (!seen)
+        items[n++] = (struct value_item){segment_revision, key, false, NULL};
+    }
+  }
+  qsort(items, n, sizeof *items, compare_items);
+  *out = items;
+  *out_count = n;
+  return FW_OK;
+}
+
+/* A stream of the compatible surfaces: one notice per batch. */
+static void send_notice(struct subscriber *sub, const struct fw_env_node *env) {
+  char text[192];
+  int len;
+  if (sub->kind == FW_HUB_FLAGSMITH) {
+    char updated_at[32];
+    fw_time_seconds_text(env->last_change_ms, updated_at);
+    len = snprintf(text, sizeof text, "event: environment_updated\ndata: {\"updated_at\":%s}\n\n",
+                   updated_at);
+  } else {
+    char epoch[40];
+    fw_hub_env_epoch(env, epoch);
+    len = snprintf(text, sizeof text,
+                   "data: {\"type\":\"refetchEvaluation\",\"etag\":\"\\\"%s-%" PRId64 "\\\"\"}\n\n",
+                   epoch, env->revision);
+  }
+  if (len > 0 && (size_t)len < sizeof text && fw_stream_write(sub->stream, text, (size_t)len))
+    sub->ended = true;
+}
+
+/* Delivers one environment's changes of a batch, changes[0..count) in revision order,
+ * to its subscribers. They are the last `count` entries of its ring, unless a gap or the
+ * ring's bound dropped some (their frames are then made here). */
+static void deliver(struct fw_hub *hub, struct hub_env *henv, struct fw_change *const *changes,
+                    size_t count, const struct fw_world *previous, const struct fw_world *world) {
+  if (!henv->subscribers)
+    return;
+  struct fw_project_node *before_project = NULL, *project = NULL;
+  struct fw_env_node *before_env = NULL, *env = NULL;
+  if (previous)
+    fw_world_find_env(previous, henv->id, &before_project, &before_env);
+  fw_world_find_env(world, henv->id, &project, &env);
+  bool ring_holds = henv->ring_count >= count &&
+                    ring_at(henv, henv->ring_count - 1)->change == changes[count - 1];
+  struct value_item *items = NULL;
+  size_t item_count = 0, group_count = 0;
+  struct value_outcome *outcomes = NULL;
+  uint64_t values_started = 0;
+  struct subscriber *sub = henv->subscribers;
+  while (sub) {
+    struct subscriber *next = sub->next;
+    if (sub->kind != FW_HUB_EVENTS) {
+      if (env)
+        send_notice(sub, env);
+    } else if (sub->definitions) {
+      for (size_t i = 0; i < count && !sub->ended; i++) {
+        struct fw_change *change = changes[i];
+        /* The flag's definition before this change: an earlier change of the batch, or
+         * the previous world. */
+        const char *before = NULL;
+        size_t before_len = 0;
+        for (size_t j = i; j-- > 0;)
+          if (family_is_flag(changes[j]->kind) && !strcmp(changes[j]->key, change->key)) {
+            before = changes[j]->object;
+            before_len = changes[j]->object_len;
+            break;
+          }
+        if (!before && before_project) {
+          const struct fw_object *flag = fw_project_flag(before_project, change->key);
+          if (flag) {
+            before = flag->doc;
+            before_len = flag->doc_len;
+          }
+        }
+        struct ring_entry local = {.change = change};
+        struct ring_entry *entry =
+            ring_holds ? ring_at(henv, henv->ring_count - (count - i)) : &local;
+        send_definitions(sub, entry, before, before_len);
+        fw_shared_unref(local.frame);
+      }
+    } else {
+      if (!outcomes) {
+        values_started = uv_hrtime();
+        for (struct context_group *group = henv->groups; group; group = group->next)
+          group->index = group_count++;
+        if (collect_value_items(changes, count, before_env, env, &items, &item_count) != FW_OK ||
+            !(outcomes = calloc(group_count * item_count + 1, sizeof *outcomes))) {
+          /* Without memory to deliver, the stream is told to come back and catch up. */
+          subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+          free(items);
+          items = NULL;
+          item_count = 0;
+          sub = next;
+          continue;
+        }
+      }
+      struct value_outcome *row = sub->group ? outcomes + sub->group->index * item_count : NULL;
+      for (size_t i = 0; row && i < item_count && !sub->ended; i++) {
+        if (!items[i].config)
+          send_value(sub, &items[i], &row[i], before_project, before_env, project, env);
+        else if (fw_hub_filter_config(&sub->filter, items[i].key)) {
+          struct fw_buf buf;
+          fw_buf_init(&buf, FRAME_MAX);
+          if (definitions_frame(items[i].config_change, AS_CHANGE, &buf) == FW_OK)
+            subscriber_send_buf(sub, &buf);
+          fw_buf_free(&buf);
+        }
+      }
+    }
+    sub = next;
+  }
+  if (outcomes) {
+    for (size_t i = 0; i < group_count * item_count; i++)
+      for (int f = 0; f < 3; f++)
+        fw_shared_unref(outcomes[i].frames[f]);
+    fw_metric_observe(&hub->values_fanout_latency, (uv_hrtime() - values_started) / 1000);
+  }
+  free(outcomes);
+  free(items);
+}
+
+/* Ends every stream of an environment whose changes this loop could not follow (a gap
+ * in revisions, out of memory): they resume by cursor and catch up. */
+static void resync(struct hub_env *env) {
+  ring_clear(env);
+  while (env->subscribers)
+    subscriber_end(env->subscribers, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+}
+
+/* Ends the streams whose key no longer opens its environment. */
+static void check_keys(struct fw_hub *hub, struct hub_loop *loop, const struct fw_world *world) {
+  int64_t now = fw_time_wall_ms();
+  for (size_t e = 0; e < loop->env_count; e++) {
+    struct subscriber *sub = loop->envs[e]->subscribers;
+    while (sub) {
+      struct subscriber *next = sub->next;
+      const struct fw_credential *credential = fw_world_credential(world, sub->key_hash);
+      if (!credential || (credential->expires_ms && credential->expires_ms <= now)) {
+        fw_metric_add(&hub->expired_closes, 1);
+        subscriber_end(sub, "key_expired", 0);
+      }
+      sub = next;
+    }
+  }
+}
+
+/* Records a change in its environment's ring and tombstones. A change this loop cannot
+ * record exactly (a gap in revisions, no memory) resynchronises the environment: its
+ * streams end and resume by cursor, and older cursors get a snapshot. */
+static void record(struct fw_hub *hub, struct hub_env *env, struct fw_change *change) {
+  bool exact = change->revision == env->revision + 1;
+  if (exact && tombstone_note(env, change->kind, change->key, change->revision) != FW_OK)
+    exact = false;
+  if (!exact) {
+    resync(env);
+    env->tombstone_floor = change->revision;
+  } else if (ring_push(env, change, hub->options.ring_bytes) != FW_OK) {
+    resync(env);
+  }
+  env->revision = change->revision;
+}
+
+void fw_hub_on_adopt(void *ctx, unsigned index, const struct fw_world *previous,
+                     const struct fw_world *world, struct fw_change_batch *batch) {
+  struct fw_hub *hub = ctx;
+  struct hub_loop *loop = &hub->loops[index];
+  fw_world_unref(loop->world);
+  loop->world = fw_world_ref((struct fw_world *)world);
+  size_t count = batch ? batch->count : 0;
+  struct fw_change **mine = count ? malloc(count * sizeof *mine) : NULL;
+  bool *done = count ? calloc(count, sizeof *done) : NULL;
+  for (size_t i = 0; i < count; i++) {
+    struct fw_change *change = batch->changes[i];
+    struct fw_project_node *project;
+    struct fw_env_node *before = NULL;
+    if (previous)
+      fw_world_find_env(previous, change->environment_id, &project, &before);
+    struct hub_env *env = env_get(loop, change->environment_id, before ? before->revision : 0);
+    if (env)
+      record(hub, env, change);
+  }
+  /* Deliver environment by environment, each its changes in revision order (a group of
+   * writes may interleave environments). */
+  for (size_t i = 0; mine && done && i < count; i++) {
+    if (done[i])
+      continue;
+    int64_t id = batch->changes[i]->environment_id;
+    size_t n = 0;
+    for (size_t j = i; j < count; j++)
+      if (!done[j] && batch->changes[j]->environment_id == id) {
+        mine[n++] = batch->changes[j];
+        done[j] = true;
+      }
+    struct hub_env *env = env_find(loop, id);
+    if (env) {
+      fw_metric_add(&hub->events_published, (int64_t)n);
+      deliver(hub, env, mine, n, previous, world);
+    }
+  }
+  if (count && (!mine || !done))
+    for (size_t i = 0; i < count; i++) {
+      struct hub_env *env = env_find(loop, batch->changes[i]->environment_id);
+      if (env)
+        resync(env);
+    }
+  free(mine);
+  free(done);
+  /* Environments that moved without this loop seeing their changes. */
+  for (size_t e = 0; e < loop->env_count; e++) {
+    struct hub_env *env = loop->envs[e];
+    struct fw_project_node *project;
+    struct fw_env_node *node;
+    if (fw_world_find_env(world, env->id, &project, &node) && node->revision > env->revision) {
+      resync(env);
+      env->tombstone_floor = node->revision;
+      env->revision = node->revision;
+    }
+  }
+  if (!previous || previous->credentials != world->credentials)
+    check_keys(hub, loop, world);
+  if (count)
+    fw_metric_observe(&hub->fanout_latency, (uv_hrtime() - batch->committed_ns) / 1000);
+}
+
+/* ---- starting a stream: snapshot, replay or catch-up ---- */
+
+static void send_snapshot(struct subscriber *sub, const struct fw_project_node *project,
+                          const struct fw_env_node *env) {
+  struct fw_buf buf;
+  fw_buf_init(&buf, FRAME_MAX);
+  int rc = frame_begin(&buf, "snapshot", env->revision);
+  if (!rc)
+    rc = sub->definitions
+             ? fw_hub_render_definitions(&buf, project, env, &sub->filter, true)
+             : fw_hub_render_values(&buf, project, env, true,
+                                    sub->group ? sub->group->context : NULL, &sub->filter, true);
+  if (!rc)
+    rc = frame_end(&buf);
+  if (rc)
+    subscriber_end(sub, "overloaded", jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS));
+  else
+    subscriber_send_buf(sub, &buf);
+  fw_buf_free(&buf);
+}
+
+/* One key to catch up on. */
+struct catch_up_item {
+  int64_t revision;
+  int family;                     /* 0 flag, 1 config, 2 segment */
+  const struct fw_object *object; /* NULL: deleted */
+  const char *key;
+};
+
+static int compare_catch_up(const void *a, const void *b) {
+  const struct catch_up_item *x = a, *y = b;
+  return (x->revision > y->revision) - (x->revision < y->revision);
+}
+
+/* Sends the current state of every key changed after the cursor, in revision order,
+ * with deletions from the tombstones. */
+static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
+                          const struct fw_project_node *project, const struct fw_env_node *env) {
+  int64_t after = sub->cursor;
+  size_t cap = fw_objects_count(env->states) + fw_objects_count(env->configs) +
+               fw_objects_count(env->segment_rules) + henv->tombstone_count;
+  struct catch_up_item *items = calloc(cap ? cap : 1, sizeof *items);
+  if (!items) {
+    subscriber_end(sub, "overloaded", jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS));
+    return;
+  }
+  size_t n = 0;
+  int64_t segments_changed = 0;
+  const struct fw_objects *sets[3] = {env->states, env->configs, env->segment_rules};
+  for (int family = 0; family < 3; family++)
+    for (size_t i = 0; i < fw_objects_count(sets[family]); i++) {
+      const struct fw_object *object = fw_objects_at(sets[family], i);
+      if (object->revision > after) {
+        items[n++] = (struct catch_up_item){object->revision, family, object, object->key};
+        if (family == 2 && object->revision > segments_changed)
+          segments_changed = object->revision;
+      }
+    }
+  for (size_t i = 0; i < henv->tombstone_count; i++) {
+    const struct tombstone *t = &henv->tombstones[i];
+    if (t->revision > after) {
+      items[n++] = (struct catch_up_item){t->revision, kind_family(t->kind), NULL, t->key};
+      if (kind_family(t->kind) == 2 && t->revision > segments_changed)
+        segments_changed = t->revision;
+    }
+  }
+  /* For values, a segment's change may have moved any flag. */
+  if (!sub->definitions && segments_changed)
+    for (size_t i = 0; i < fw_objects_count(env->states); i++) {
+      const struct fw_object *state = fw_objects_at(env->states, i);
+      if (state->revision <= after)
+        items[n++] = (struct catch_up_item){segments_changed, 0, state, state->key};
+    }
+  qsort(items, n, sizeof *items, compare_catch_up);
+  struct fw_buf buf;
+  fw_buf_init(&buf, FRAME_MAX);
+  int rc = FW_OK;
+  const struct fw_eval_context *context = sub->group ? sub->group->context : NULL;
+  for (size_t i = 0; i < n && !rc; i++) {
+    const struct catch_up_item *item = &items[i];
+    if (item->family == 2 && !sub->definitions)
+      continue;
+    if (item->family == 1) {
+      if (!fw_hub_filter_config(&sub->filter, item->key))
+        continue;
+      struct fw_store_change row = {.revision = item->revision,
+                                    .kind = item->object ? "config_updated" : "config_deleted",
+                                    .key = item->key,
+                                    .object = item->object ? item->object->doc : NULL,
+                                    .object_len = item->object ? item->object->doc_len : 0};
+      struct fw_change *change = fw_change_new(&row);
+      rc = change ? definitions_frame(change, AS_CHANGE, &buf) : FW_ENOMEM;
+      fw_change_unref(change);
+      continue;
+    }
+    if (item->family == 2) {
+      const struct fw_object *segment = fw_project_segment(project, item->key);
+      if (sub->filter.configs && !sub->filter.flags && !sub->filter.tags)
+        continue;
+      struct fw_buf view;
+      fw_buf_init(&view, FRAME_MAX);
+      if (item->object && segment)
+        rc = fw_render_env_segment(&view, segment, item->object);
+      struct fw_store_change row = {.revision = item->revision,
+                                    .kind = "segment_updated",
+                                    .key = item->key,
+                                    .object = item->object && segment ? view.data : NULL,
+                                    .object_len = view.len};
+      struct fw_change *change = rc ? NULL : fw_change_new(&row);
+      if (!rc)
+        rc = change ? definitions_frame(change, AS_CHANGE, &buf) : FW_ENOMEM;
+      fw_change_unref(change);
+      fw_buf_free(&view);
+      continue;
+    }
+    /* A flag: as it is now, or deleted when it is gone or no longer selected. */
+    const struct fw_object *flag = item->object ? fw_project_flag(project, item->key) : NULL;
+    bool visible = flag && (sub->definitions ? fw_hub_filter_flag(&sub->filter, item->key,
+                                                                  flag->doc, flag->doc_len)
+                                             : value_visible(project, item->object, &sub->filter));
+    if (!visible) {
+      rc = values_frame(&buf, "flag_deleted", item->revision, item->key, NULL);
+    } else if (sub->definitions) {
+      struct fw_buf view;
+      fw_buf_init(&view, FRAME_MAX);
+      rc = fw_render_env_flag(&view, flag, item->object);
+      struct fw_store_change row = {.revision = item->revision,
+                                    .kind = "flag_updated",
+                                    .key = item->key,
+                                    .object = view.data,
+                                    .object_len = view.len};
+      struct fw_change *change = rc ? NULL : fw_change_new(&row);
+      if (!rc)
+        rc = change ? definitions_frame(change, AS_CHANGE, &buf) : FW_ENOMEM;
+      fw_change_unref(change);
+      fw_buf_free(&view);
+    } else {
+      struct fw_eval_result result;
+      fw_compiled_evaluate(env, item->object, context, &result);
+      rc = values_frame(&buf, "flag_updated", item->revision, item->key, &result);
+    }
+  }
+  free(items);
+  if (rc)
+    subscriber_end(sub, "overloaded", jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS));
+  else if (buf.len)
+    subscriber_send_buf(sub, &buf);
+  fw_buf_free(&buf);
+}
+
+/* Replays the ring's changes after the cursor to a definitions stream. */
+static void send_replay(struct subscriber *sub, struct hub_env *henv,
+                        const struct fw_project_node *project) {
+  for (size_t i = 0; i < henv->ring_count && !sub->ended; i++) {
+    struct ring_entry *entry = ring_at(henv, i);
+    if (entry->change->revision <= sub->cursor)
+      continue;
+    /* A filter by tags needs the flag's definition before each change: the ring's
+     * earlier entry of the same flag, else the key as the stream knew it (approximated
+     * by the current definition, which is exact unless the tags changed before). */
+    const char *before = NULL;
+    size_t before_len = 0;
+    for (size_t j = i; j-- > 0;) {
+      const struct fw_change *earlier = ring_at(henv, j)->change;
+      if (family_is_flag(earlier->kind) && !strcmp(earlier->key, entry->change->key)) {
+        before = earlier->object;
+        before_len = earlier->object_len;
+        break;
+      }
+    }
+    if (!before) {
+      const struct fw_object *flag = fw_project_flag(project, entry->change->key);
+      if (flag) {
+        before = flag->doc;
+        before_len = flag->doc_len;
+      }
+    }
+    send_definitions(sub, entry, before, before_len);
+  }
+}
+
+/* Decides how a stream with a cursor resumes (DESIGN.md 4.1). */
+static enum resume_outcome resume_outcome(const struct subscriber *sub, const struct hub_env *henv,
+                                          const struct fw_env_node *env) {
+  if (!sub->has_cursor)
+    return RESUME_SNAPSHOT;
+  char epoch[40];
+  fw_hub_env_epoch(env, epoch);
+  if ((sub->epoch[0] && strcmp(sub->epoch, epoch) != 0) || sub->cursor > env->revision ||
+      sub->cursor < 0)
+    return RESUME_SNAPSHOT;
+  if (sub->cursor == env->revision)
+    return RESUME_NONE;
+  if (sub->definitions && henv->ring_count > 0 &&
+      ring_at((struct hub_env *)henv, 0)->change->revision <= sub->cursor + 1 &&
+      henv->revision == env->revision)
+    return RESUME_REPLAY;
+  if (sub->cursor >= henv->tombstone_floor)
+    return RESUME_CATCH_UP;
+  return RESUME_SNAPSHOT;
+}
+
+static void on_stream_start(struct fw_stream *stream, void *ctx) {
+  struct subscriber *sub = ctx;
+  struct fw_hub *hub = sub->hub;
+  char text[64];
+  if (!sub->admitted) {
+    fw_metric_add(&hub->overload_closes, 1);
+    uint64_t retry = jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS);
+    int len = snprintf(text, sizeof text, "retry: %" PRIu64 "\n\n", retry);
+    if (fw_stream_write(stream, text, (size_t)len) == FW_OK)
+      subscriber_end(sub, "overloaded", retry);
+    return;
+  }
+  int len =
+      snprintf(text, sizeof text, "retry: %" PRIu64 "\n\n", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+  if (fw_stream_write(stream, text, (size_t)len) != FW_OK) {
+    sub->ended = true;
+    subscriber_detach(sub);
+    return;
+  }
+  struct hub_loop *loop = sub->loop;
+  struct fw_project_node *project;
+  struct fw_env_node *env;
+  if (!fw_world_find_env(loop->world, sub->env->id, &project, &env)) {
+    subscriber_end(sub, "key_expired", 0);
+    return;
+  }
+  /* A spread first heartbeat, so that streams opened together do not beat together. */
+  fw_stream_schedule(stream, jitter(hub->options.heartbeat_ms / 2, hub->options.heartbeat_ms / 2));
+  if (sub->kind != FW_HUB_EVENTS) {
+    if (sub->kind == FW_HUB_FLAGSMITH)
+      send_notice(sub, env);
+    return;
+  }
+  enum resume_outcome outcome = resume_outcome(sub, sub->env, env);
+  fw_metric_add(&hub->resumes[outcome], 1);
+  if (outcome == RESUME_SNAPSHOT)
+    send_snapshot(sub, project, env);
+  else if (outcome == RESUME_REPLAY)
+    send_replay(sub, sub->env, project);
+  else if (outcome == RESUME_CATCH_UP)
+    send_catch_up(sub, sub->env, project, env);
+}
+
+static void on_stream_timer(struct fw_stream *stream, void *ctx) {
+  struct subscriber *sub = ctx;
+  if (sub->ended)
+    return;
+  struct fw_hub *hub = sub->hub;
+  const struct fw_credential *credential = fw_world_credential(sub->loop->world, sub->key_hash);
+  if (!credential || (credential->expires_ms && credential->expires_ms <= fw_time_wall_ms())) {
+    fw_metric_add(&hub->expired_closes, 1);
+    subscriber_end(sub, "key_expired", 0);
+    return;
+  }
+  subscriber_send(sub, hub->heartbeat);
+  if (sub->ended)
+    return;
+  uint64_t next = hub->options.heartbeat_ms;
+  if (credential->expires_ms) {
+    int64_t left = credential->expires_ms - fw_time_wall_ms();
+    if (left >= 0 && (uint64_t)left < next)
+      next = (uint64_t)left + 1;
+  }
+  fw_stream_schedule(stream, next);
+}
+
+static void on_stream_drain(struct fw_stream *stream, void *ctx) {
+  (void)stream;
+  subscriber_end(ctx, "shutdown", jitter(SHUTDOWN_RECONNECT_MIN_MS, SHUTDOWN_RECONNECT_SPAN_MS));
+}
+
+static void on_stream_close(struct fw_stream *stream, void *ctx) {
+  (void)stream;
+  struct subscriber *sub = ctx;
+  struct fw_hub *hub = sub->hub;
+  subscriber_detach(sub);
+  if (sub->admitted) {
+    atomic_fetch_sub(&hub->streams, 1);
+    fw_metric_add(&hub->streams_open[sub->kind], -1);
+  }
+  fw_hub_filter_free(&sub->filter);
+  fw_eval_context_free(sub->context);
+  free(sub->context_text);
+  free(sub);
+}
+
+static const struct fw_stream_hooks stream_hooks = {
+    .on_start = on_stream_start,
+    .on_timer = on_stream_timer,
+    .on_drain = on_stream_drain,
+    .on_close = on_stream_close,
+};
+
+/* Takes a token from the loop's accept-rate bucket. */
+static bool take_token(struct fw_hub *hub, struct hub_loop *loop, uint64_t now_ms) {
+  double rate = hub->options.accept_rate;
+  if (rate <= 0)
+    return true;
+  loop->tokens += (double)(now_ms - loop->tokens_at_ms) * rate / 1000.0;
+  if (loop->tokens > rate)
+    loop->tokens = rate;
+  loop->tokens_at_ms = now_ms;
+  if (loop->tokens < 1.0)
+    return false;
+  loop->tokens -= 1.0;
+  return true;
+}
+
+/* Puts a values stream into the group of its context. */
+static int join_group(struct hub_env *env, struct subscriber *sub) {
+  for (struct context_group *group = env->groups; group; group = group->next)
+    if (group->len == sub->context_len &&
+        (group->len == 0 || !memcmp(group->text, sub->context_text, group->len))) {
+      group->members++;
+      sub->group = group;
+      return FW_OK;
+    }
+  struct context_group *group = calloc(1, sizeof *group);
+  if (!group)
+    return FW_ENOMEM;
+  group->text = sub->context_text;
+  group->len = sub->context_len;
+  group->context = sub->context;
+  group->members = 1;
+  sub->context_text = NULL;
+  sub->context = NULL;
+  group->next = env->groups;
+  env->groups = group;
+  sub->group = group;
+  return FW_OK;
+}
+
+void fw_hub_request_free(struct fw_hub_request *request) {
+  fw_hub_filter_free(&request->filter);
+  fw_eval_context_free(request->context);
+  free(request->context_text);
+  request->context = NULL;
+  request->context_text = NULL;
+}
+
+int fw_hub_subscribe(struct fw_hub *hub, struct fw_http_response *res,
+                     struct fw_hub_request *request) {
+  unsigned index = fw_http_response_loop(res);
+  struct hub_loop *loop = &hub->loops[index];
+  struct fw_project_node *project;
+  struct fw_env_node *node;
+  struct subscriber *sub = calloc(1, sizeof *sub);
+  struct hub_env *env =
+      sub && fw_world_find_env(loop->world, request->environment_id, &project, &node)
+          ? env_get(loop, request->environment_id, node->revision)
+          : NULL;
+  if (!env) {
+    free(sub);
+    fw_hub_request_free(request);
+    return FW_ENOMEM;
+  }
+  *sub = (struct subscriber){.hub = hub,
+                             .loop = loop,
+                             .kind = request->kind,
+                             .definitions = request->definitions,
+                             .has_cursor = request->has_cursor,
+                             .cursor = request->cursor,
+                             .filter = request->filter,
+                             .context = request->context,
+                             .context_text = request->context_text,
+                             .context_len = request->context_len};
+  memcpy(sub->key_hash, request->key_hash, sizeof sub->key_hash);
+  memcpy(sub->epoch, request->epoch, sizeof sub->epoch);
+  request->filter = (struct fw_hub_filter){0};
+  request->context = NULL;
+  request->context_text = NULL;
+
+  size_t open = atomic_fetch_add(&hub->streams, 1);
+  sub->admitted = open < atomic_load_explicit(&hub->stream_cap, memory_order_relaxed) &&
+                  take_token(hub, loop, fw_time_mono_ms());
+  if (!sub->admitted)
+    atomic_fetch_sub(&hub->streams, 1);
+  res->status = 200;
+  res->content_type = "text/event-stream; charset=utf-8";
+  int rc = fw_http_add_header(res, "Cache-Control", "no-cache");
+  if (!rc)
+    rc = fw_http_add_header(res, "X-Accel-Buffering", "no");
+  struct fw_stream *stream;
+  if (!rc)
+    rc = fw_http_response_stream(res, &stream_hooks, sub, &stream);
+  if (rc) {
+    /* Not a stream: nothing will call on_close. */
+    if (sub->admitted)
+      atomic_fetch_sub(&hub->streams, 1);
+    fw_hub_filter_free(&sub->filter);
+    fw_eval_context_free(sub->context);
+    free(sub->context_text);
+    free(sub);
+    return FW_ENOMEM;
+  }
+  sub->stream = stream;
+  if (sub->admitted && !sub->definitions && sub->kind == FW_HUB_EVENTS &&
+      join_group(env, sub) != FW_OK) {
+    atomic_fetch_sub(&hub->streams, 1);
+    sub->admitted = false; /* it says goodbye and comes back */
+  }
+  if (sub->admitted) {
+    fw_metric_add(&hub->streams_open[sub->kind], 1);
+    sub->env = env;
+    sub->next = env->subscribers;
+    if (env->subscribers)
+      env->subscribers->prev = sub;
+    env->subscribers = sub;
+    env->subscriber_count++;
+  } else {
+    /* It only says goodbye; it needs no environment. */
+    sub->env = NULL;
+  }
+  return FW_OK;
+}
+
+/* ---- creating the hub ---- */
+
+struct preload {
+  struct fw_change **changes;
+  size_t count, cap;
+  size_t bytes;
+  int64_t horizon_ms;
+  int64_t floor;
+  struct fw_change **deletions;
+  size_t deletion_count, deletion_cap;
+};
+
+static int keep_change(struct fw_change ***items, size_t *count, size_t *cap,
+                       const struct fw_store_change *row) {
+  if (*count == *cap) {
+    size_t bigger = *cap ? *cap * 2 : 64;
+    struct fw_change **grown = realloc(*items, bigger * sizeof *grown);
+    if (!grown)
+      return FW_ENOMEM;
+    *items = grown;
+    *cap = bigger;
+  }
+  struct fw_change *change = fw_change_new(row);
+  if (!change)
+    return FW_ENOMEM;
+  (*items)[(*count)++] = change;
+  return FW_OK;
+}
+
+static int preload_change(void *ctx, const struct fw_store_change *row) {
+  struct preload *p = ctx;
+  return keep_change(&p->changes, &p->count, &p->cap, row);
+}
+
+static int preload_deletion(void *ctx, const struct fw_store_change *row) {
+  struct preload *p = ctx;
+  if (row->at_ms < p->horizon_ms) {
+    if (row->revision > p->floor)
+      p->floor = row->revision;
+    return FW_OK;
+  }
+  return keep_change(&p->deletions, &p->deletion_count, &p->deletion_cap, row);
+}
+
+static void preload_clear(struct preload *p) {
+  for (size_t i = 0; i < p->count; i++)
+    fw_change_unref(p->changes[i]);
+  for (size_t i = 0; i < p->deletion_count; i++)
+    fw_change_unref(p->deletions[i]);
+  p->count = p->deletion_count = 0;
+  p->floor = 0;
+}
+
+/* Fills every loop's ring and tombstones of one environment from the change log. */
+static int preload_env(struct fw_hub *hub, struct fw_store *store, const struct fw_env_node *node,
+                       struct preload *p) {
+  int64_t after = node->revision > PRELOAD_ROWS ? node->revision - PRELOAD_ROWS : 0;
+  int rc = store->ops->changes(store, node->env->id, after, PRELOAD_ROWS, preload_change, p);
+  if (!rc)
+    rc = store->ops->deletions(store, node->env->id, preload_deletion, p);
+  for (unsigned l = 0; !rc && l < hub->loop_count; l++) {
+    struct hub_env *env = env_get(&hub->loops[l], node->env->id, node->revision);
+    if (!env)
+      rc = FW_ENOMEM;
+    for (size_t i = 0; !rc && i < p->count; i++)
+      rc = ring_push(env, p->changes[i], hub->options.ring_bytes);
+    for (size_t i = 0; !rc && i < p->deletion_count; i++)
+      rc = tombstone_note(env, p->deletions[i]->kind, p->deletions[i]->key,
+                          p->deletions[i]->revision);
+    if (!rc)
+      env->tombstone_floor = p->floor;
+  }
+  preload_clear(p);
+  return rc;
+}
+
+static int register_metrics(struct fw_hub *hub) {
+  int rc = FW_OK;
+  for (size_t k = 0; !rc && k < FW_ARRAY_LEN(kind_names); k++) {
+    char labels[32];
+    snprintf(labels, sizeof labels, "kind=\"%s\"", kind_names[k]);
+    rc = fw_metrics_gauge("flagwire_streams_open", k ? NULL : "Streams open, by kind.", labels,
+                          &hub->streams_open[k]);
+  }
+  if (!rc)
+    rc = fw_metrics_counter("flagwire_stream_events_total",
+                            "Changes delivered to streams (each counted once per loop).", NULL,
+                            &hub->events_published);
+  if (!rc)
+    rc = fw_metrics_histogram("flagwire_stream_fanout_seconds",
+                              "From a change's commit to its last write to a loop's streams.", NULL,
+                              fanout_bounds_us, FW_ARRAY_LEN(fanout_bounds_us), 1e-6,
+                              &hub->fanout_latency);
+  if (!rc)
+    rc = fw_metrics_histogram("flagwire_stream_values_fanout_seconds",
+                              "Time to evaluate and write a batch of changes to a loop's "
+                              "values streams of one environment.",
+                              NULL, fanout_bounds_us, FW_ARRAY_LEN(fanout_bounds_us), 1e-6,
+                              &hub->values_fanout_latency);
+  for (size_t r = 0; !rc && r < RESUME_COUNT; r++) {
+    char labels[32];
+    snprintf(labels, sizeof labels, "outcome=\"%s\"", resume_names[r]);
+    rc = fw_metrics_counter("flagwire_stream_resumes_total",
+                            r ? NULL : "How streams started, by the cursor rules.", labels,
+                            &hub->resumes[r]);
+  }
+  if (!rc)
+    rc = fw_metrics_counter("flagwire_stream_closes_total", "Streams the server closed, by reason.",
+                            "reason=\"slow\"", &hub->slow_closes);
+  if (!rc)
+    rc = fw_metrics_counter("flagwire_stream_closes_total", NULL, "reason=\"overloaded\"",
+                            &hub->overload_closes);
+  if (!rc)
+    rc = fw_metrics_counter("flagwire_stream_closes_total", NULL, "reason=\"key_expired\"",
+                            &hub->expired_closes);
+  return rc;
+}
+
+int fw_hub_new(const struct fw_hub_options *options, struct fw_store *store,
+               const struct fw_world *world, unsigned loop_count, struct fw_hub **out) {
+  if (loop_count == 0 || loop_count > MAX_LOOPS)
+    return FW_EINVAL;
+  struct fw_hub *hub = calloc(1, sizeof *hub);
+  if (!hub)
+    return FW_ENOMEM;
+  hub->options = *options;
+  atomic_init(&hub->stream_cap, options->stream_cap);
+  hub->loop_count = loop_count;
+  hub->loops = calloc(loop_count, sizeof *hub->loops);
+  static const char heartbeat[] = ": heartbeat\n\n";
+  hub->heartbeat = fw_shared_new(heartbeat, sizeof heartbeat - 1);
+  int rc = hub->loops && hub->heartbeat ? register_metrics(hub) : FW_ENOMEM;
+  uint64_t now = fw_time_mono_ms();
+  for (unsigned l = 0; !rc && l < loop_count; l++)
+    hub->loops[l] = (struct hub_loop){.hub = hub,
+                                      .index = l,
+                                      .world = fw_world_ref((struct fw_world *)world),
+                                      .tokens = options->accept_rate,
+                                      .tokens_at_ms = now};
+  struct preload p = {.horizon_ms = fw_time_wall_ms() - options->tombstone_days * 86400000LL};
+  for (size_t i = 0; !rc && i < world->project_count; i++)
+    for (size_t e = 0; !rc && e < world->projects[i]->env_count; e++)
+      rc = preload_env(hub, store, world->projects[i]->envs[e], &p);
+  free(p.changes);
+  free(p.deletions);
+  if (rc) {
+    fw_hub_free(hub);
+    return rc;
+  }
+  *out = hub;
+  return FW_OK;
+}
+
+void fw_hub_set_stream_cap(struct fw_hub *hub, size_t cap) {
+  atomic_store_explicit(&hub->stream_cap, cap, memory_order_relaxed);
+}
+
+void fw_hub_free(struct fw_hub *hub) {
+  if (!hub)
+    return;
+  for (unsigned l = 0; hub->loops && l < hub->loop_count; l++) {
+    struct hub_loop *loop = &hub->loops[l];
+    for (size_t e = 0; e < loop->env_count; e++)
+      env_free(loop->envs[e]);
+    free(loop->envs);
+    fw_world_unref(loop->world);
+  }
+  free(hub->loops);
+  fw_shared_unref(hub->heartbeat);
+  free(hub);
+}
