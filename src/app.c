@@ -161,7 +161,8 @@ int fw_app_serve(const struct fw_settings *settings) {
       .max_backlog_bytes = (size_t)settings->stream_send_buffer + 1024 * 1024,
       .stream_cap = SIZE_MAX, /* until the server knows its connection cap */
       .accept_rate = (unsigned)settings->stream_accept_rate,
-      .tombstone_days = (int64_t)settings->tombstone_days};
+      .tombstone_days = (int64_t)settings->tombstone_days,
+      .eval_budget_ms = settings->eval_budget_ms};
   if (!rc)
     rc = fw_hub_new(&hub_options, store, world, threads, &hub);
   if (!rc)

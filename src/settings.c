@@ -67,6 +67,10 @@ static const struct fw_option options[] = {
     {"tombstone-days", FW_OPT_UINT, FIELD(tombstone_days), "30",
      "Days deletions are remembered for streams catching up; an older cursor gets a snapshot.", 1,
      3650, NULL},
+    {"eval-budget", FW_OPT_DURATION, FIELD(eval_budget_ms), "50ms",
+     "Time a loop spends evaluating one change for its values streams; the streams it did "
+     "not reach get 'refetch' instead of values.",
+     1, 60000, NULL},
     {"log-level", FW_OPT_CHOICE, FIELD(log_level), "info",
      "Least severe level logged (debug logs every request).", 0, 0, level_choices},
     {"log-format", FW_OPT_CHOICE, FIELD(log_format), "auto",

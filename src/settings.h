@@ -29,6 +29,7 @@ struct fw_settings {
   uint64_t stream_accept_rate;
   uint64_t replay_bytes;
   uint64_t tombstone_days;
+  uint64_t eval_budget_ms;
   int log_level;  /* enum fw_log_level */
   int log_format; /* enum fw_log_format */
   char log_file[FW_OPT_STRING_MAX];

@@ -33,6 +33,8 @@
  * client in the same millisecond, yet all are back within about two seconds. */
 #define SHUTDOWN_RECONNECT_MIN_MS 100
 #define SHUTDOWN_RECONNECT_SPAN_MS 1900
+/* refetch's after_ms: spread so that the fetches do not all land at once. */
+#define REFETCH_SPAN_MS 2000
 
 static const uint64_t fanout_bounds_us[] = {100,   250,   500,    1000,   2500,   5000,    10000,
                                             25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
@@ -123,7 +125,7 @@ struct fw_hub {
   struct fw_metric streams_open[FW_ARRAY_LEN(kind_names)];
   struct fw_metric events_published, fanout_latency, values_fanout_latency;
   struct fw_metric resumes[RESUME_COUNT];
-  struct fw_metric slow_closes, overload_closes, expired_closes;
+  struct fw_metric slow_closes, overload_closes, expired_closes, refetches;
 };
 
 /* ---- small helpers ---- */
@@ -698,6 +700,21 @@ static void send_notice(struct subscriber *sub, const struct fw_env_node *env) {
     sub->ended = true;
 }
 
+/* Tells a values stream to fetch its values (POST /v1/evaluate) after a jittered delay,
+ * instead of sending them: the evaluation budget of this change ran out. */
+static void send_refetch(struct subscriber *sub, int64_t revision) {
+  char text[160];
+  int len = snprintf(text, sizeof text,
+                     "event: refetch\nid: %" PRId64 "\ndata: {\"rev\":%" PRId64
+                     ",\"after_ms\":%" PRIu64 "}\n\n",
+                     revision, revision, jitter(0, REFETCH_SPAN_MS));
+  fw_metric_add(&sub->hub->refetches, 1);
+  if (fw_stream_write(sub->stream, text, (size_t)len) != FW_OK) {
+    sub->ended = true;
+    subscriber_detach(sub);
+  }
+}
+
 /* Delivers one environment's changes of a batch, changes[0..count) in revision order,
  * to its subscribers. They are the last `count` entries of its ring, unless a gap or the
  * ring's bound dropped some (their frames are then made here). */
@@ -763,6 +780,13 @@ static void deliver(struct fw_hub *hub, struct hub_env *henv, struct fw_change *
           sub = next;
           continue;
         }
+      }
+      /* Past the budget the rest of the batch's values streams are told to fetch their
+       * values themselves, so that one costly change cannot hold the loop. */
+      if (item_count && (uv_hrtime() - values_started) / 1000000 >= hub->options.eval_budget_ms) {
+        send_refetch(sub, changes[count - 1]->revision);
+        sub = next;
+        continue;
       }
       struct value_outcome *row = sub->group ? outcomes + sub->group->index * item_count : NULL;
       for (size_t i = 0; row && i < item_count && !sub->ended; i++) {
@@ -1425,6 +1449,10 @@ static int register_metrics(struct fw_hub *hub) {
   if (!rc)
     rc = fw_metrics_counter("flagwire_stream_closes_total", NULL, "reason=\"key_expired\"",
                             &hub->expired_closes);
+  if (!rc)
+    rc = fw_metrics_counter("flagwire_stream_refetches_total",
+                            "Values streams told to refetch: a change's evaluation budget ran out.",
+                            NULL, &hub->refetches);
   return rc;
 }
 

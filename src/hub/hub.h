@@ -32,6 +32,7 @@ struct fw_hub_options {
   size_t stream_cap;         /* streams open at once, over every loop (fw_hub_set_stream_cap) */
   unsigned accept_rate;      /* new streams per second per loop (the bucket holds as many) */
   int64_t tombstone_days;    /* how long deletions are kept for catching up */
+  uint64_t eval_budget_ms;   /* values work per change and loop before streams get refetch */
 };
 
 /* What a stream selects: flag keys, tags, config keys (comma-separated lists as given,
