@@ -869,7 +869,9 @@ void fw_hub_on_adopt(void *ctx, unsigned index, const struct fw_world *previous,
     struct fw_env_node *before = NULL;
     if (previous)
       fw_world_find_env(previous, change->environment_id, &project, &before);
-    struct hub_env *env = env_get(loop, change->environment_id, before ? before->revision : 0);
+    /* An environment new to this world starts where its first change does. */
+    struct hub_env *env =
+        env_get(loop, change->environment_id, before ? before->revision : change->revision - 1);
     if (env)
       record(hub, env, change);
   }

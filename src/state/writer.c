@@ -303,9 +303,8 @@ static void run_write(struct fw_writer *writer, struct write *w, struct fw_world
       writer->store->ops->rollback_savepoint(writer->store);
   }
   if (!ctx.error_code) {
-    memcpy(writer->group_changes + writer->group_change_count, ctx.changes,
-           ctx.change_count * sizeof *ctx.changes);
-    writer->group_change_count += ctx.change_count;
+    for (size_t i = 0; i < ctx.change_count; i++)
+      writer->group_changes[writer->group_change_count++] = ctx.changes[i];
   } else {
     release_changes(ctx.changes, ctx.change_count);
   }
