@@ -56,26 +56,29 @@ struct context_group {
 struct hub_env;
 struct hub_loop;
 
-struct subscriber {
-  struct subscriber *prev, *next; /* in its environment's list while it receives */
-  struct fw_hub *hub;
-  struct hub_loop *loop;
-  struct hub_env *env;
-  struct fw_stream *stream;
-  enum fw_hub_kind kind;
-  bool definitions;
-  bool admitted; /* false: it was turned away and only says goodbye */
-  bool ended;    /* goodbye written or stream closing: nothing more is sent */
-  uint8_t key_hash[32];
-  struct fw_hub_filter filter;
-  struct context_group *group; /* values streams */
+/* Where a stream starts from: needed until its first events are written, then freed. */
+struct start_point {
   bool has_cursor;
   int64_t cursor;
   char epoch[40];
-  /* Only while it waits for on_start: */
-  struct fw_eval_context *context;
-  char *context_text;
-  size_t context_len;
+};
+
+/* One stream. Idle streams are most of a server's memory, so this holds only what every
+ * event needs; the rest is on the side while it is needed (DESIGN.md: at most 1 KB of
+ * server memory per idle stream, the connection included). */
+struct subscriber {
+  struct subscriber *prev, *next; /* in its environment's list while it receives */
+  struct hub_loop *loop;
+  struct hub_env *env;
+  struct fw_stream *stream;
+  struct fw_hub_filter *filter; /* NULL: everything the key may see */
+  struct context_group *group;  /* values streams */
+  struct start_point *start;    /* until on_start */
+  uint8_t key_hash[32];
+  uint8_t kind; /* enum fw_hub_kind */
+  bool definitions;
+  bool admitted; /* false: it was turned away and only says goodbye */
+  bool ended;    /* goodbye written or stream closing: nothing more is sent */
 };
 
 struct ring_entry {
@@ -156,6 +159,13 @@ static int payload_begin(struct fw_buf *out, int64_t revision, const char *key) 
   if (!rc)
     rc = fw_json_append_string(out, key, strlen(key));
   return rc;
+}
+
+static void free_filter(struct fw_hub_filter *filter) {
+  if (filter) {
+    fw_hub_filter_free(filter);
+    free(filter);
+  }
 }
 
 /* ---- environments of a loop ---- */
@@ -369,9 +379,9 @@ static void subscriber_send(struct subscriber *sub, struct fw_shared *frame) {
   size_t bytes;
   uint64_t age_ms;
   fw_stream_backlog(sub->stream, &bytes, &age_ms);
-  const struct fw_hub_options *options = &sub->hub->options;
+  const struct fw_hub_options *options = &sub->loop->hub->options;
   if (bytes > options->max_backlog_bytes || age_ms > options->write_timeout_ms) {
-    fw_metric_add(&sub->hub->slow_closes, 1);
+    fw_metric_add(&sub->loop->hub->slow_closes, 1);
     subscriber_end(sub, "slow", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
   }
 }
@@ -476,7 +486,7 @@ static bool family_is_flag(enum fw_change_kind kind) { return kind_family(kind) 
  * (for a filter by tags): the change itself, a creation, a deletion or nothing. */
 static bool definitions_selects(const struct subscriber *sub, const struct fw_change *change,
                                 const char *before, size_t before_len, enum frame_as *as) {
-  const struct fw_hub_filter *filter = &sub->filter;
+  const struct fw_hub_filter *filter = sub->filter;
   *as = AS_CHANGE;
   if (family_is_flag(change->kind)) {
     bool was = change->kind != FW_CHANGE_FLAG_CREATED &&
@@ -492,7 +502,7 @@ static bool definitions_selects(const struct subscriber *sub, const struct fw_ch
   if (kind_family(change->kind) == 1)
     return fw_hub_filter_config(filter, change->key);
   /* Segments go with flags. */
-  return !filter->configs && !filter->all_configs ? true : filter->flags || filter->tags;
+  return !filter || (!filter->configs && !filter->all_configs) || filter->flags || filter->tags;
 }
 
 /* Sends a ring entry to a definitions stream. */
@@ -601,10 +611,10 @@ static void send_value(struct subscriber *sub, const struct value_item *item,
       before_project ? fw_project_flag(before_project, item->key) : NULL;
   const struct fw_object *new_flag = project ? fw_project_flag(project, item->key) : NULL;
   bool was =
-      outcome->was && fw_hub_filter_flag(&sub->filter, item->key, old_flag ? old_flag->doc : NULL,
+      outcome->was && fw_hub_filter_flag(sub->filter, item->key, old_flag ? old_flag->doc : NULL,
                                          old_flag ? old_flag->doc_len : 0);
   bool is =
-      outcome->is && fw_hub_filter_flag(&sub->filter, item->key, new_flag ? new_flag->doc : NULL,
+      outcome->is && fw_hub_filter_flag(sub->filter, item->key, new_flag ? new_flag->doc : NULL,
                                         new_flag ? new_flag->doc_len : 0);
   int which = is && was ? (outcome->changed ? 0 : -1) : is ? 1 : was ? 2 : -1;
   if (which < 0)
@@ -708,7 +718,7 @@ static void send_refetch(struct subscriber *sub, int64_t revision) {
                      "event: refetch\nid: %" PRId64 "\ndata: {\"rev\":%" PRId64
                      ",\"after_ms\":%" PRIu64 "}\n\n",
                      revision, revision, jitter(0, REFETCH_SPAN_MS));
-  fw_metric_add(&sub->hub->refetches, 1);
+  fw_metric_add(&sub->loop->hub->refetches, 1);
   if (fw_stream_write(sub->stream, text, (size_t)len) != FW_OK) {
     sub->ended = true;
     subscriber_detach(sub);
@@ -792,7 +802,7 @@ static void deliver(struct fw_hub *hub, struct hub_env *henv, struct fw_change *
       for (size_t i = 0; row && i < item_count && !sub->ended; i++) {
         if (!items[i].config)
           send_value(sub, &items[i], &row[i], before_project, before_env, project, env);
-        else if (fw_hub_filter_config(&sub->filter, items[i].key)) {
+        else if (fw_hub_filter_config(sub->filter, items[i].key)) {
           struct fw_buf buf;
           fw_buf_init(&buf, FRAME_MAX);
           if (definitions_frame(items[i].config_change, AS_CHANGE, &buf) == FW_OK)
@@ -927,9 +937,9 @@ static void send_snapshot(struct subscriber *sub, const struct fw_project_node *
   int rc = frame_begin(&buf, "snapshot", env->revision);
   if (!rc)
     rc = sub->definitions
-             ? fw_hub_render_definitions(&buf, project, env, &sub->filter, true)
+             ? fw_hub_render_definitions(&buf, project, env, sub->filter, true)
              : fw_hub_render_values(&buf, project, env, true,
-                                    sub->group ? sub->group->context : NULL, &sub->filter, true);
+                                    sub->group ? sub->group->context : NULL, sub->filter, true);
   if (!rc)
     rc = frame_end(&buf);
   if (rc)
@@ -956,7 +966,7 @@ static int compare_catch_up(const void *a, const void *b) {
  * with deletions from the tombstones. */
 static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
                           const struct fw_project_node *project, const struct fw_env_node *env) {
-  int64_t after = sub->cursor;
+  int64_t after = sub->start->cursor;
   size_t cap = fw_objects_count(env->states) + fw_objects_count(env->configs) +
                fw_objects_count(env->segment_rules) + henv->tombstone_count;
   struct catch_up_item *items = calloc(cap ? cap : 1, sizeof *items);
@@ -1001,7 +1011,7 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
     if (item->family == 2 && !sub->definitions)
       continue;
     if (item->family == 1) {
-      if (!fw_hub_filter_config(&sub->filter, item->key))
+      if (!fw_hub_filter_config(sub->filter, item->key))
         continue;
       struct fw_store_change row = {.revision = item->revision,
                                     .kind = item->object ? "config_updated" : "config_deleted",
@@ -1015,7 +1025,7 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
     }
     if (item->family == 2) {
       const struct fw_object *segment = fw_project_segment(project, item->key);
-      if (sub->filter.configs && !sub->filter.flags && !sub->filter.tags)
+      if (sub->filter && sub->filter->configs && !sub->filter->flags && !sub->filter->tags)
         continue;
       struct fw_buf view;
       fw_buf_init(&view, FRAME_MAX);
@@ -1035,9 +1045,9 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
     }
     /* A flag: as it is now, or deleted when it is gone or no longer selected. */
     const struct fw_object *flag = item->object ? fw_project_flag(project, item->key) : NULL;
-    bool visible = flag && (sub->definitions ? fw_hub_filter_flag(&sub->filter, item->key,
-                                                                  flag->doc, flag->doc_len)
-                                             : value_visible(project, item->object, &sub->filter));
+    bool visible = flag && (sub->definitions ? fw_hub_filter_flag(sub->filter, item->key, flag->doc,
+                                                                  flag->doc_len)
+                                             : value_visible(project, item->object, sub->filter));
     if (!visible) {
       rc = values_frame(&buf, "flag_deleted", item->revision, item->key, NULL);
     } else if (sub->definitions) {
@@ -1073,7 +1083,7 @@ static void send_replay(struct subscriber *sub, struct hub_env *henv,
                         const struct fw_project_node *project) {
   for (size_t i = 0; i < henv->ring_count && !sub->ended; i++) {
     struct ring_entry *entry = ring_at(henv, i);
-    if (entry->change->revision <= sub->cursor)
+    if (entry->change->revision <= sub->start->cursor)
       continue;
     /* A filter by tags needs the flag's definition before each change: the ring's
      * earlier entry of the same flag, else the key as the stream knew it (approximated
@@ -1102,27 +1112,27 @@ static void send_replay(struct subscriber *sub, struct hub_env *henv,
 /* Decides how a stream with a cursor resumes (DESIGN.md 4.1). */
 static enum resume_outcome resume_outcome(const struct subscriber *sub, const struct hub_env *henv,
                                           const struct fw_env_node *env) {
-  if (!sub->has_cursor)
+  const struct start_point *start = sub->start;
+  if (!start->has_cursor)
     return RESUME_SNAPSHOT;
   char epoch[40];
   fw_hub_env_epoch(env, epoch);
-  if ((sub->epoch[0] && strcmp(sub->epoch, epoch) != 0) || sub->cursor > env->revision ||
-      sub->cursor < 0)
+  if ((start->epoch[0] && strcmp(start->epoch, epoch) != 0) || start->cursor > env->revision ||
+      start->cursor < 0)
     return RESUME_SNAPSHOT;
-  if (sub->cursor == env->revision)
+  if (start->cursor == env->revision)
     return RESUME_NONE;
   if (sub->definitions && henv->ring_count > 0 &&
-      ring_at((struct hub_env *)henv, 0)->change->revision <= sub->cursor + 1 &&
+      ring_at((struct hub_env *)henv, 0)->change->revision <= start->cursor + 1 &&
       henv->revision == env->revision)
     return RESUME_REPLAY;
-  if (sub->cursor >= henv->tombstone_floor)
+  if (start->cursor >= henv->tombstone_floor)
     return RESUME_CATCH_UP;
   return RESUME_SNAPSHOT;
 }
 
-static void on_stream_start(struct fw_stream *stream, void *ctx) {
-  struct subscriber *sub = ctx;
-  struct fw_hub *hub = sub->hub;
+static void start_stream(struct fw_stream *stream, struct subscriber *sub) {
+  struct fw_hub *hub = sub->loop->hub;
   char text[64];
   if (!sub->admitted) {
     fw_metric_add(&hub->overload_closes, 1);
@@ -1163,11 +1173,18 @@ static void on_stream_start(struct fw_stream *stream, void *ctx) {
     send_catch_up(sub, sub->env, project, env);
 }
 
+static void on_stream_start(struct fw_stream *stream, void *ctx) {
+  struct subscriber *sub = ctx;
+  start_stream(stream, sub);
+  free(sub->start);
+  sub->start = NULL;
+}
+
 static void on_stream_timer(struct fw_stream *stream, void *ctx) {
   struct subscriber *sub = ctx;
   if (sub->ended)
     return;
-  struct fw_hub *hub = sub->hub;
+  struct fw_hub *hub = sub->loop->hub;
   const struct fw_credential *credential = fw_world_credential(sub->loop->world, sub->key_hash);
   if (!credential || (credential->expires_ms && credential->expires_ms <= fw_time_wall_ms())) {
     fw_metric_add(&hub->expired_closes, 1);
@@ -1194,15 +1211,14 @@ static void on_stream_drain(struct fw_stream *stream, void *ctx) {
 static void on_stream_close(struct fw_stream *stream, void *ctx) {
   (void)stream;
   struct subscriber *sub = ctx;
-  struct fw_hub *hub = sub->hub;
+  struct fw_hub *hub = sub->loop->hub;
   subscriber_detach(sub);
   if (sub->admitted) {
     atomic_fetch_sub(&hub->streams, 1);
     fw_metric_add(&hub->streams_open[sub->kind], -1);
   }
-  fw_hub_filter_free(&sub->filter);
-  fw_eval_context_free(sub->context);
-  free(sub->context_text);
+  free_filter(sub->filter);
+  free(sub->start);
   free(sub);
 }
 
@@ -1228,11 +1244,12 @@ static bool take_token(struct fw_hub *hub, struct hub_loop *loop, uint64_t now_m
   return true;
 }
 
-/* Puts a values stream into the group of its context. */
-static int join_group(struct hub_env *env, struct subscriber *sub) {
+/* Puts a values stream into the group of its context, taking the request's context
+ * when it starts a new group. */
+static int join_group(struct hub_env *env, struct subscriber *sub, struct fw_hub_request *request) {
   for (struct context_group *group = env->groups; group; group = group->next)
-    if (group->len == sub->context_len &&
-        (group->len == 0 || !memcmp(group->text, sub->context_text, group->len))) {
+    if (group->len == request->context_len &&
+        (group->len == 0 || !memcmp(group->text, request->context_text, group->len))) {
       group->members++;
       sub->group = group;
       return FW_OK;
@@ -1240,12 +1257,12 @@ static int join_group(struct hub_env *env, struct subscriber *sub) {
   struct context_group *group = calloc(1, sizeof *group);
   if (!group)
     return FW_ENOMEM;
-  group->text = sub->context_text;
-  group->len = sub->context_len;
-  group->context = sub->context;
+  group->text = request->context_text;
+  group->len = request->context_len;
+  group->context = request->context;
   group->members = 1;
-  sub->context_text = NULL;
-  sub->context = NULL;
+  request->context_text = NULL;
+  request->context = NULL;
   group->next = env->groups;
   env->groups = group;
   sub->group = group;
@@ -1266,37 +1283,45 @@ int fw_hub_subscribe(struct fw_hub *hub, struct fw_http_response *res,
   struct hub_loop *loop = &hub->loops[index];
   struct fw_project_node *project;
   struct fw_env_node *node;
+  bool filtered = request->filter.flags || request->filter.tags || request->filter.configs ||
+                  request->filter.all_configs;
   struct subscriber *sub = calloc(1, sizeof *sub);
+  struct start_point *start = calloc(1, sizeof *start);
+  struct fw_hub_filter *filter = filtered ? malloc(sizeof *filter) : NULL;
   struct hub_env *env =
-      sub && fw_world_find_env(loop->world, request->environment_id, &project, &node)
+      sub && start && (filter || !filtered) &&
+              fw_world_find_env(loop->world, request->environment_id, &project, &node)
           ? env_get(loop, request->environment_id, node->revision)
           : NULL;
   if (!env) {
     free(sub);
+    free(start);
+    free(filter);
     fw_hub_request_free(request);
     return FW_ENOMEM;
   }
-  *sub = (struct subscriber){.hub = hub,
-                             .loop = loop,
-                             .kind = request->kind,
-                             .definitions = request->definitions,
-                             .has_cursor = request->has_cursor,
-                             .cursor = request->cursor,
-                             .filter = request->filter,
-                             .context = request->context,
-                             .context_text = request->context_text,
-                             .context_len = request->context_len};
+  if (filter) {
+    *filter = request->filter;
+    request->filter = (struct fw_hub_filter){0};
+  }
+  *start = (struct start_point){.has_cursor = request->has_cursor, .cursor = request->cursor};
+  memcpy(start->epoch, request->epoch, sizeof start->epoch);
+  *sub = (struct subscriber){.loop = loop,
+                             .filter = filter,
+                             .start = start,
+                             .kind = (uint8_t)request->kind,
+                             .definitions = request->definitions};
   memcpy(sub->key_hash, request->key_hash, sizeof sub->key_hash);
-  memcpy(sub->epoch, request->epoch, sizeof sub->epoch);
-  request->filter = (struct fw_hub_filter){0};
-  request->context = NULL;
-  request->context_text = NULL;
 
   size_t open = atomic_fetch_add(&hub->streams, 1);
   sub->admitted = open < atomic_load_explicit(&hub->stream_cap, memory_order_relaxed) &&
                   take_token(hub, loop, fw_time_mono_ms());
+  if (sub->admitted && !sub->definitions && sub->kind == FW_HUB_EVENTS &&
+      join_group(env, sub, request) != FW_OK)
+    sub->admitted = false; /* it says goodbye and comes back */
   if (!sub->admitted)
     atomic_fetch_sub(&hub->streams, 1);
+  fw_hub_request_free(request);
   res->status = 200;
   res->content_type = "text/event-stream; charset=utf-8";
   int rc = fw_http_add_header(res, "Cache-Control", "no-cache");
@@ -1305,34 +1330,28 @@ int fw_hub_subscribe(struct fw_hub *hub, struct fw_http_response *res,
   struct fw_stream *stream;
   if (!rc)
     rc = fw_http_response_stream(res, &stream_hooks, sub, &stream);
-  if (rc) {
-    /* Not a stream: nothing will call on_close. */
-    if (sub->admitted)
-      atomic_fetch_sub(&hub->streams, 1);
-    fw_hub_filter_free(&sub->filter);
-    fw_eval_context_free(sub->context);
-    free(sub->context_text);
-    free(sub);
-    return FW_ENOMEM;
-  }
-  sub->stream = stream;
-  if (sub->admitted && !sub->definitions && sub->kind == FW_HUB_EVENTS &&
-      join_group(env, sub) != FW_OK) {
-    atomic_fetch_sub(&hub->streams, 1);
-    sub->admitted = false; /* it says goodbye and comes back */
-  }
   if (sub->admitted) {
-    fw_metric_add(&hub->streams_open[sub->kind], 1);
+    /* Linked now, so that a failure below is undone by subscriber_detach. */
     sub->env = env;
     sub->next = env->subscribers;
     if (env->subscribers)
       env->subscribers->prev = sub;
     env->subscribers = sub;
     env->subscriber_count++;
-  } else {
-    /* It only says goodbye; it needs no environment. */
-    sub->env = NULL;
   }
+  if (rc) {
+    /* Not a stream: nothing will call on_close. */
+    subscriber_detach(sub);
+    if (sub->admitted)
+      atomic_fetch_sub(&hub->streams, 1);
+    free_filter(sub->filter);
+    free(sub->start);
+    free(sub);
+    return FW_ENOMEM;
+  }
+  sub->stream = stream;
+  if (sub->admitted)
+    fw_metric_add(&hub->streams_open[sub->kind], 1);
   return FW_OK;
 }
 
