@@ -137,15 +137,18 @@ static bool read_context(const struct fw_http_request *req, struct fw_http_respo
   }
   if (!fw_http_query(req, "context", &value, &len))
     return true;
-  char decoded[URL_CONTEXT_MAX];
+  /* Room for a few bytes past the cap, so that a context just over it is told so rather
+   * than refused as malformed. */
+  char decoded[URL_CONTEXT_MAX + 3];
   size_t decoded_len;
-  if (len > FW_BASE64URL_LEN(URL_CONTEXT_MAX) + 2) {
-    answer_error(res, req, 413, "context_too_large",
-                 "a context in the URL is at most 4 KiB; send larger ones with POST /v1/stream");
+  bool too_large = len > FW_BASE64URL_LEN(URL_CONTEXT_MAX) + 2;
+  if (!too_large && !fw_base64url_decode(value, len, decoded, sizeof decoded, &decoded_len)) {
+    answer_error(res, req, 400, "invalid_context", "'context' must be base64url-encoded JSON");
     return false;
   }
-  if (!fw_base64url_decode(value, len, decoded, sizeof decoded, &decoded_len)) {
-    answer_error(res, req, 400, "invalid_context", "'context' must be base64url-encoded JSON");
+  if (too_large || decoded_len > URL_CONTEXT_MAX) {
+    answer_error(res, req, 413, "context_too_large",
+                 "a context in the URL is at most 4 KiB; send larger ones with POST /v1/stream");
     return false;
   }
   return take_context(req, res, decoded, decoded_len, out);

@@ -86,10 +86,14 @@ struct ring_entry {
   struct fw_shared *frame; /* the event for definitions streams, made when first needed */
 };
 
+/* A key that left: deleted (any family), or a flag that stopped being client-visible
+ * (`hidden`: it still exists, but client keys saw it go). */
 struct tombstone {
   char *key;
   enum fw_change_kind kind; /* flag, config or segment deleted */
   int64_t revision;
+  bool clients; /* client keys could see the key before it left */
+  bool hidden;
 };
 
 struct hub_env {
@@ -281,23 +285,28 @@ static int kind_family(enum fw_change_kind kind) {
   }
 }
 
-/* Records a deletion (or forgets the tombstone of a key that comes back). */
-static int tombstone_note(struct hub_env *env, enum fw_change_kind kind, const char *key,
-                          int64_t revision) {
-  for (size_t i = 0; i < env->tombstone_count; i++) {
-    struct tombstone *t = &env->tombstones[i];
-    if (kind_family(t->kind) == kind_family(kind) && !strcmp(t->key, key)) {
-      if (is_deletion(kind)) {
-        t->revision = revision;
-      } else {
-        free(t->key);
-        *t = env->tombstones[--env->tombstone_count];
-      }
-      return FW_OK;
-    }
-  }
-  if (!is_deletion(kind))
+static struct tombstone *tombstone_find(struct hub_env *env, enum fw_change_kind kind,
+                                        const char *key) {
+  for (size_t i = 0; i < env->tombstone_count; i++)
+    if (kind_family(env->tombstones[i].kind) == kind_family(kind) &&
+        !strcmp(env->tombstones[i].key, key))
+      return &env->tombstones[i];
+  return NULL;
+}
+
+static void tombstone_forget(struct hub_env *env, struct tombstone *t) {
+  free(t->key);
+  *t = env->tombstones[--env->tombstone_count];
+}
+
+/* Records that `key` left at `revision` (deleted, or hidden from client keys). */
+static int tombstone_put(struct hub_env *env, enum fw_change_kind kind, const char *key,
+                         int64_t revision, bool clients, bool hidden) {
+  struct tombstone *t = tombstone_find(env, kind, key);
+  if (t) {
+    *t = (struct tombstone){t->key, kind, revision, clients, hidden};
     return FW_OK;
+  }
   if (env->tombstone_count == env->tombstone_cap) {
     size_t cap = env->tombstone_cap ? env->tombstone_cap * 2 : 8;
     struct tombstone *grown = realloc(env->tombstones, cap * sizeof *grown);
@@ -309,7 +318,36 @@ static int tombstone_note(struct hub_env *env, enum fw_change_kind kind, const c
   char *copy = strdup(key);
   if (!copy)
     return FW_ENOMEM;
-  env->tombstones[env->tombstone_count++] = (struct tombstone){copy, kind, revision};
+  env->tombstones[env->tombstone_count++] =
+      (struct tombstone){copy, kind, revision, clients, hidden};
+  return FW_OK;
+}
+
+static bool doc_client_visible(const char *doc, size_t len) {
+  struct fw_rawjson value;
+  return doc &&
+         fw_rawjson_member((struct fw_rawjson){doc, len}, "client_visible", &value) == FW_OK &&
+         value.len == 4 && !memcmp(value.text, "true", 4);
+}
+
+/* Keeps the tombstones up to date with a change; `was_visible`: whether client keys could
+ * see the key before it (flags; configs always). */
+static int tombstone_note(struct hub_env *env, const struct fw_change *change, bool was_visible) {
+  if (is_deletion(change->kind))
+    return tombstone_put(env, change->kind, change->key, change->revision, was_visible, false);
+  struct tombstone *t = tombstone_find(env, change->kind, change->key);
+  if (kind_family(change->kind) != 0) {
+    if (t)
+      tombstone_forget(env, t);
+    return FW_OK;
+  }
+  bool visible = doc_client_visible(change->object, change->object_len);
+  if (!visible && was_visible)
+    return tombstone_put(env, FW_CHANGE_FLAG_DELETED, change->key, change->revision, true, true);
+  /* Back in sight, or back from deletion: it has not left (a flag hidden all along keeps
+   * the revision at which client keys last saw it go). */
+  if (t && (visible || !t->hidden))
+    tombstone_forget(env, t);
   return FW_OK;
 }
 
@@ -501,6 +539,8 @@ static bool definitions_selects(const struct subscriber *sub, const struct fw_ch
   }
   if (kind_family(change->kind) == 1)
     return fw_hub_filter_config(filter, change->key);
+  if (kind_family(change->kind) == 3)
+    return false; /* environment-level rows: no stream carries them */
   /* Segments go with flags. */
   return !filter || (!filter->configs && !filter->all_configs) || filter->flags || filter->tags;
 }
@@ -851,9 +891,16 @@ static void check_keys(struct fw_hub *hub, struct hub_loop *loop, const struct f
 /* Records a change in its environment's ring and tombstones. A change this loop cannot
  * record exactly (a gap in revisions, no memory) resynchronises the environment: its
  * streams end and resume by cursor, and older cursors get a snapshot. */
-static void record(struct fw_hub *hub, struct hub_env *env, struct fw_change *change) {
+static void record(struct fw_hub *hub, struct hub_env *env, struct fw_change *change,
+                   const struct fw_project_node *before_project) {
+  bool was_visible = true;
+  if (kind_family(change->kind) == 0) {
+    const struct fw_object *flag =
+        before_project ? fw_project_flag(before_project, change->key) : NULL;
+    was_visible = flag && doc_client_visible(flag->doc, flag->doc_len);
+  }
   bool exact = change->revision == env->revision + 1;
-  if (exact && tombstone_note(env, change->kind, change->key, change->revision) != FW_OK)
+  if (exact && tombstone_note(env, change, was_visible) != FW_OK)
     exact = false;
   if (!exact) {
     resync(env);
@@ -875,15 +922,15 @@ void fw_hub_on_adopt(void *ctx, unsigned index, const struct fw_world *previous,
   bool *done = count ? calloc(count, sizeof *done) : NULL;
   for (size_t i = 0; i < count; i++) {
     struct fw_change *change = batch->changes[i];
-    struct fw_project_node *project;
+    struct fw_project_node *project = NULL;
     struct fw_env_node *before = NULL;
-    if (previous)
-      fw_world_find_env(previous, change->environment_id, &project, &before);
+    if (previous && !fw_world_find_env(previous, change->environment_id, &project, &before))
+      project = NULL;
     /* An environment new to this world starts where its first change does. */
     struct hub_env *env =
         env_get(loop, change->environment_id, before ? before->revision : change->revision - 1);
     if (env)
-      record(hub, env, change);
+      record(hub, env, change, project);
   }
   /* Deliver environment by environment, each its changes in revision order (a group of
    * writes may interleave environments). */
@@ -988,7 +1035,9 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
     }
   for (size_t i = 0; i < henv->tombstone_count; i++) {
     const struct tombstone *t = &henv->tombstones[i];
-    if (t->revision > after) {
+    /* A hidden flag still exists (it is among the states above); a key client keys never
+     * saw is not theirs to hear about. */
+    if (t->revision > after && !t->hidden && (sub->definitions || t->clients)) {
       items[n++] = (struct catch_up_item){t->revision, kind_family(t->kind), NULL, t->key};
       if (kind_family(t->kind) == 2 && t->revision > segments_changed)
         segments_changed = t->revision;
@@ -1049,7 +1098,14 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
                                                                   flag->doc_len)
                                              : value_visible(project, item->object, sub->filter));
     if (!visible) {
-      rc = values_frame(&buf, "flag_deleted", item->revision, item->key, NULL);
+      /* Out of sight now: a client key hears of it only if it left their sight after the
+       * cursor, never of a flag it could not see. */
+      const struct tombstone *t =
+          flag && !sub->definitions
+              ? tombstone_find((struct hub_env *)henv, FW_CHANGE_FLAG_DELETED, item->key)
+              : NULL;
+      if (!flag || sub->definitions || (t && t->hidden && t->revision > after))
+        rc = values_frame(&buf, "flag_deleted", item->revision, item->key, NULL);
     } else if (sub->definitions) {
       struct fw_buf view;
       fw_buf_init(&view, FRAME_MAX);
@@ -1408,6 +1464,22 @@ static void preload_clear(struct preload *p) {
   p->floor = 0;
 }
 
+/* Whether client keys could see a key before the logged deletion `deletion`: what its last
+ * earlier row in the preloaded rows says (configs always). A deletion older than those rows
+ * counts as unseen, so that a catch-up never names a server-only flag to a client key; such
+ * a client resuming from before it gets no flag_deleted for it. */
+static bool deleted_visible(const struct preload *p, const struct fw_change *deletion) {
+  if (kind_family(deletion->kind) != 0)
+    return true;
+  for (size_t i = p->count; i-- > 0;) {
+    const struct fw_change *row = p->changes[i];
+    if (row->revision < deletion->revision && row->object && kind_family(row->kind) == 0 &&
+        !strcmp(row->key, deletion->key))
+      return doc_client_visible(row->object, row->object_len);
+  }
+  return false;
+}
+
 /* Fills every loop's ring and tombstones of one environment from the change log. */
 static int preload_env(struct fw_hub *hub, struct fw_store *store, const struct fw_env_node *node,
                        struct preload *p) {
@@ -1422,8 +1494,8 @@ static int preload_env(struct fw_hub *hub, struct fw_store *store, const struct 
     for (size_t i = 0; !rc && i < p->count; i++)
       rc = ring_push(env, p->changes[i], hub->options.ring_bytes);
     for (size_t i = 0; !rc && i < p->deletion_count; i++)
-      rc = tombstone_note(env, p->deletions[i]->kind, p->deletions[i]->key,
-                          p->deletions[i]->revision);
+      rc = tombstone_put(env, p->deletions[i]->kind, p->deletions[i]->key,
+                         p->deletions[i]->revision, deleted_visible(p, p->deletions[i]), false);
     if (!rc)
       env->tombstone_floor = p->floor;
   }

@@ -190,7 +190,9 @@ static void run_adopt(struct fw_loop_task *task, bool cancelled) {
   if (!cancelled) {
     struct fw_world *previous = writer->adopted[adopt->loop];
     writer->adopted[adopt->loop] = adopt->world;
-    if (writer->adopt_hook && adopt->batch)
+    /* Without a batch too: a write that logs no change (a key rotated) still changes what
+     * streams may see, and a lost batch is how the hub learns to resynchronise. */
+    if (writer->adopt_hook)
       writer->adopt_hook(writer->adopt_ctx, adopt->loop, previous, adopt->world, adopt->batch);
     fw_world_unref(previous);
   } else {
