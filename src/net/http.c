@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/digest.h"
 #include "util/json.h"
 #include "util/random.h"
 
@@ -173,16 +174,6 @@ bool fw_http_query(const struct fw_http_request *req, const char *name, const ch
   return false;
 }
 
-static int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 bool fw_http_query_decode(const char *value, size_t len, char *out, size_t out_size,
                           size_t *out_len) {
   size_t n = 0;
@@ -191,8 +182,8 @@ bool fw_http_query_decode(const char *value, size_t len, char *out, size_t out_s
     if (decoded == '+') {
       decoded = ' ';
     } else if (decoded == '%') {
-      int high = i + 2 < len ? hex_digit(value[i + 1]) : -1;
-      int low = high >= 0 ? hex_digit(value[i + 2]) : -1;
+      int high = i + 2 < len ? fw_hex_value(value[i + 1]) : -1;
+      int low = high >= 0 ? fw_hex_value(value[i + 2]) : -1;
       if (low < 0)
         return false;
       decoded = (char)(high * 16 + low);

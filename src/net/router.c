@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/digest.h"
+
 void fw_router_init(struct fw_router *router) { memset(router, 0, sizeof *router); }
 
 void fw_router_free(struct fw_router *router) {
@@ -67,16 +69,6 @@ int fw_router_add(struct fw_router *router, enum fw_http_method method, const ch
   return FW_OK;
 }
 
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Percent-decodes `len` bytes into `out` and NUL-terminates; returns the decoded length,
  * or -1 for a bad escape, an encoded NUL or a lack of room. */
 static long decode_segment(const char *in, size_t len, char *out, size_t room) {
@@ -86,7 +78,7 @@ static long decode_segment(const char *in, size_t len, char *out, size_t room) {
     if (c == '%') {
       if (i + 2 >= len)
         return -1;
-      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+      int hi = fw_hex_value(in[i + 1]), lo = fw_hex_value(in[i + 2]);
       if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
         return -1;
       c = (char)(hi * 16 + lo);

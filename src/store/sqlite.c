@@ -88,7 +88,7 @@ static const char *const statement_sql[STMT_COUNT] = {
                            " actor, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [STMT_CHANGES] = "SELECT revision, kind, key, object, actor, at_ms FROM changes"
                      " WHERE environment_id = ?1 AND revision > ?2 ORDER BY revision LIMIT ?3",
-    [STMT_DELETIONS] = "SELECT revision, kind, key, actor, at_ms FROM changes"
+    [STMT_DELETIONS] = "SELECT revision, kind, key, object, actor, at_ms FROM changes"
                        " WHERE environment_id = ?1 AND object IS NULL ORDER BY revision",
     [STMT_IDEMPOTENCY_GET] = "SELECT fingerprint, status, body FROM idempotency"
                              " WHERE actor = ?1 AND key = ?2",
@@ -496,15 +496,10 @@ static int sqlite_append_change(struct fw_store *store, const struct fw_store_ch
   return run(s, stmt);
 }
 
-static int sqlite_changes(struct fw_store *store, int64_t environment_id, int64_t after,
-                          size_t limit, fw_store_change_cb callback, void *ctx) {
-  struct sqlite_store *s = (struct sqlite_store *)store;
-  sqlite3_stmt *stmt = statement(s, STMT_CHANGES);
-  if (!stmt)
-    return FW_EIO;
-  sqlite3_bind_int64(stmt, 1, environment_id);
-  sqlite3_bind_int64(stmt, 2, after);
-  sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
+/* Steps a statement selecting (revision, kind, key, object, actor, at_ms) of change rows,
+ * handing each to `callback`, and resets it. */
+static int read_change_rows(struct sqlite_store *s, sqlite3_stmt *stmt, int64_t environment_id,
+                            fw_store_change_cb callback, void *ctx) {
   int rc = FW_OK, code;
   while (rc == FW_OK && (code = sqlite3_step(stmt)) == SQLITE_ROW) {
     struct fw_store_change change = {
@@ -525,6 +520,18 @@ static int sqlite_changes(struct fw_store *store, int64_t environment_id, int64_
   return rc;
 }
 
+static int sqlite_changes(struct fw_store *store, int64_t environment_id, int64_t after,
+                          size_t limit, fw_store_change_cb callback, void *ctx) {
+  struct sqlite_store *s = (struct sqlite_store *)store;
+  sqlite3_stmt *stmt = statement(s, STMT_CHANGES);
+  if (!stmt)
+    return FW_EIO;
+  sqlite3_bind_int64(stmt, 1, environment_id);
+  sqlite3_bind_int64(stmt, 2, after);
+  sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
+  return read_change_rows(s, stmt, environment_id, callback, ctx);
+}
+
 static int sqlite_deletions(struct fw_store *store, int64_t environment_id,
                             fw_store_change_cb callback, void *ctx) {
   struct sqlite_store *s = (struct sqlite_store *)store;
@@ -532,22 +539,7 @@ static int sqlite_deletions(struct fw_store *store, int64_t environment_id,
   if (!stmt)
     return FW_EIO;
   sqlite3_bind_int64(stmt, 1, environment_id);
-  int rc = FW_OK, code;
-  while (rc == FW_OK && (code = sqlite3_step(stmt)) == SQLITE_ROW) {
-    struct fw_store_change change = {
-        .environment_id = environment_id,
-        .revision = sqlite3_column_int64(stmt, 0),
-        .kind = (const char *)sqlite3_column_text(stmt, 1),
-        .key = (const char *)sqlite3_column_text(stmt, 2),
-        .actor = (const char *)sqlite3_column_text(stmt, 3),
-        .at_ms = sqlite3_column_int64(stmt, 4),
-    };
-    rc = callback(ctx, &change);
-  }
-  if (rc == FW_OK && code != SQLITE_DONE)
-    rc = step_error(s, sqlite3_extended_errcode(s->db));
-  sqlite3_reset(stmt);
-  return rc;
+  return read_change_rows(s, stmt, environment_id, callback, ctx);
 }
 
 /* Loads one table's documents in id order. */

@@ -117,6 +117,16 @@ bool fw_base64url_decode(const char *text, size_t len, void *out, size_t out_siz
   return true;
 }
 
+int fw_hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 void fw_hex_encode(const void *data, size_t len, char *out) {
   static const char digits[] = "0123456789abcdef";
   const uint8_t *in = data;

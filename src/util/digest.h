@@ -33,6 +33,9 @@ void fw_base64url_encode(const void *data, size_t len, char *out);
  * encoding has, or a result that does not fit. */
 bool fw_base64url_decode(const char *text, size_t len, void *out, size_t out_size, size_t *out_len);
 
+/* The value of a hex digit (either case), or -1. */
+int fw_hex_value(char c);
+
 /* Writes `len` bytes as lowercase hex and a NUL into `out` (2 * len + 1 bytes). */
 void fw_hex_encode(const void *data, size_t len, char *out);
 

@@ -3,6 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "util/digest.h"
+
 /* ---- shared by validation and access ---- */
 
 static bool is_whitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -15,23 +17,13 @@ static const char *skip_whitespace(const char *p, const char *end) {
   return p;
 }
 
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Reads the four hex digits of a \u escape at `p`; false if there are not four. */
 static bool read_hex4(const char *p, const char *end, uint32_t *unit) {
   if (end - p < 4)
     return false;
   uint32_t value = 0;
   for (int i = 0; i < 4; i++) {
-    int digit = hex_value(p[i]);
+    int digit = fw_hex_value(p[i]);
     if (digit < 0)
       return false;
     value = (value << 4) | (uint32_t)digit;
