@@ -996,6 +996,18 @@ static void send_snapshot(struct subscriber *sub, const struct fw_project_node *
   fw_buf_free(&buf);
 }
 
+/* Appends the definitions event of a key's current state (`object`, NULL when deleted) at
+ * `revision`, as if it were the change that made it. */
+static int append_current(struct fw_buf *out, enum fw_change_kind kind, int64_t revision,
+                          const char *key, const char *object, size_t object_len) {
+  const struct fw_change change = {.kind = kind,
+                                   .revision = revision,
+                                   .key = (char *)key,
+                                   .object = (char *)object,
+                                   .object_len = object ? object_len : 0};
+  return definitions_frame(&change, AS_CHANGE, out);
+}
+
 /* One key to catch up on. */
 struct catch_up_item {
   int64_t revision;
@@ -1062,14 +1074,9 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
     if (item->family == 1) {
       if (!fw_hub_filter_config(sub->filter, item->key))
         continue;
-      struct fw_store_change row = {.revision = item->revision,
-                                    .kind = item->object ? "config_updated" : "config_deleted",
-                                    .key = item->key,
-                                    .object = item->object ? item->object->doc : NULL,
-                                    .object_len = item->object ? item->object->doc_len : 0};
-      struct fw_change *change = fw_change_new(&row);
-      rc = change ? definitions_frame(change, AS_CHANGE, &buf) : FW_ENOMEM;
-      fw_change_unref(change);
+      rc = append_current(&buf, item->object ? FW_CHANGE_CONFIG_UPDATED : FW_CHANGE_CONFIG_DELETED,
+                          item->revision, item->key, item->object ? item->object->doc : NULL,
+                          item->object ? item->object->doc_len : 0);
       continue;
     }
     if (item->family == 2) {
@@ -1080,15 +1087,9 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
       fw_buf_init(&view, FRAME_MAX);
       if (item->object && segment)
         rc = fw_render_env_segment(&view, segment, item->object);
-      struct fw_store_change row = {.revision = item->revision,
-                                    .kind = "segment_updated",
-                                    .key = item->key,
-                                    .object = item->object && segment ? view.data : NULL,
-                                    .object_len = view.len};
-      struct fw_change *change = rc ? NULL : fw_change_new(&row);
       if (!rc)
-        rc = change ? definitions_frame(change, AS_CHANGE, &buf) : FW_ENOMEM;
-      fw_change_unref(change);
+        rc = append_current(&buf, FW_CHANGE_SEGMENT_UPDATED, item->revision, item->key,
+                            item->object && segment ? view.data : NULL, view.len);
       fw_buf_free(&view);
       continue;
     }
@@ -1110,15 +1111,9 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
       struct fw_buf view;
       fw_buf_init(&view, FRAME_MAX);
       rc = fw_render_env_flag(&view, flag, item->object);
-      struct fw_store_change row = {.revision = item->revision,
-                                    .kind = "flag_updated",
-                                    .key = item->key,
-                                    .object = view.data,
-                                    .object_len = view.len};
-      struct fw_change *change = rc ? NULL : fw_change_new(&row);
       if (!rc)
-        rc = change ? definitions_frame(change, AS_CHANGE, &buf) : FW_ENOMEM;
-      fw_change_unref(change);
+        rc = append_current(&buf, FW_CHANGE_FLAG_UPDATED, item->revision, item->key, view.data,
+                            view.len);
       fw_buf_free(&view);
     } else {
       struct fw_eval_result result;
