@@ -55,8 +55,18 @@ void fw_sha256_parts(const struct fw_bytes *parts, size_t count, uint8_t out[FW_
     memset(out, 0, FW_SHA256_LEN);
 }
 
-void fw_base64url_encode(const void *data, size_t len, char *out) {
-  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+void fw_sha1(const void *data, size_t len, uint8_t out[FW_SHA1_LEN]) {
+  /* One handshake per connection: the one-shot call's lookup and context allocation cost
+   * nothing worth a cached context here. */
+  unsigned int digest_len = 0;
+  if (EVP_Digest(data, len, out, &digest_len, EVP_sha1(), NULL) != 1 || digest_len != FW_SHA1_LEN)
+    memset(out, 0, FW_SHA1_LEN);
+}
+
+/* Both base64 alphabets share this: 3 bytes make 4 characters, and a final group of 1 or 2
+ * bytes makes 2 or 3 characters, followed by `=` to a multiple of 4 when `pad` is set. */
+static void base64_encode_with(const char alphabet[64], bool pad, const void *data, size_t len,
+                               char *out) {
   const uint8_t *in = data;
   size_t o = 0, i = 0;
   for (; i + 2 < len; i += 3) {
@@ -72,8 +82,22 @@ void fw_base64url_encode(const void *data, size_t len, char *out) {
     out[o++] = alphabet[v >> 12 & 63];
     if (i + 1 < len)
       out[o++] = alphabet[v >> 6 & 63];
+    else if (pad)
+      out[o++] = '=';
+    if (pad)
+      out[o++] = '=';
   }
   out[o] = '\0';
+}
+
+void fw_base64_encode(const void *data, size_t len, char *out) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  base64_encode_with(alphabet, true, data, len, out);
+}
+
+void fw_base64url_encode(const void *data, size_t len, char *out) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  base64_encode_with(alphabet, false, data, len, out);
 }
 
 static int base64url_value(char c) {

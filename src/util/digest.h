@@ -1,4 +1,5 @@
-/* Digests (OpenSSL, wrapped here): SHA-256 of keys and tokens, and base64url text.
+/* Digests (OpenSSL, wrapped here): SHA-256 of keys and tokens, SHA-1 for the WebSocket
+ * handshake, and base64 and base64url text.
  *
  * Thread: pure functions. */
 #ifndef FW_UTIL_DIGEST_H
@@ -20,6 +21,19 @@ struct fw_bytes {
 
 /* The SHA-256 of the concatenation of `parts`, without concatenating them. */
 void fw_sha256_parts(const struct fw_bytes *parts, size_t count, uint8_t out[FW_SHA256_LEN]);
+
+#define FW_SHA1_LEN 20
+
+/* The SHA-1 of `data`. Only the WebSocket handshake uses it (RFC 6455 requires it); it is
+ * not a hot path and no security rests on it. */
+void fw_sha1(const void *data, size_t len, uint8_t out[FW_SHA1_LEN]);
+
+/* The padded base64 length (RFC 4648 section 4, standard alphabet) of `len` bytes. */
+#define FW_BASE64_LEN(len) (((len) + 2) / 3 * 4)
+
+/* Writes the padded base64 form of `data` and a NUL into `out`, which must hold
+ * FW_BASE64_LEN(len) + 1 bytes. */
+void fw_base64_encode(const void *data, size_t len, char *out);
 
 /* The unpadded base64url length of `len` bytes. */
 #define FW_BASE64URL_LEN(len) (((len)*4 + 2) / 3)

@@ -53,6 +53,53 @@ static void base64url_and_hex_encode(void **state) {
   assert_string_equal(out, "01ab");
 }
 
+static void hex_of_sha1(const char *text, size_t len, char out[41]) {
+  uint8_t hash[FW_SHA1_LEN];
+  fw_sha1(text, len, hash);
+  fw_hex_encode(hash, sizeof hash, out);
+}
+
+/* FIPS 180-2 appendix A and the empty message. */
+static void sha1_matches_published_vectors(void **state) {
+  (void)state;
+  char hex[41];
+  hex_of_sha1("abc", 3, hex);
+  assert_string_equal(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+  hex_of_sha1("", 0, hex);
+  assert_string_equal(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  hex_of_sha1(two_blocks, strlen(two_blocks), hex);
+  assert_string_equal(hex, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+}
+
+/* RFC 4648 section 10, and the characters only the standard alphabet has. */
+static void base64_matches_rfc4648_vectors(void **state) {
+  (void)state;
+  static const struct {
+    const char *in, *out;
+  } vectors[] = {
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
+  };
+  char out[16];
+  for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+    size_t len = strlen(vectors[i].in);
+    assert_int_equal(FW_BASE64_LEN(len), strlen(vectors[i].out));
+    memset(out, 'x', sizeof out);
+    fw_base64_encode(vectors[i].in, len, out);
+    assert_string_equal(out, vectors[i].out);
+  }
+  fw_base64_encode("\xfb\xff", 2, out);
+  assert_string_equal(out, "+/8=");
+  fw_base64_encode("\0\0\0", 3, out);
+  assert_string_equal(out, "AAAA");
+}
+
 static void *hash_many(void *arg) {
   (void)arg;
   for (int i = 0; i < 2000; i++) {
@@ -81,6 +128,8 @@ int main(void) {
       cmocka_unit_test(sha256_matches_published_vectors),
       cmocka_unit_test(parts_hash_like_the_whole),
       cmocka_unit_test(base64url_and_hex_encode),
+      cmocka_unit_test(sha1_matches_published_vectors),
+      cmocka_unit_test(base64_matches_rfc4648_vectors),
       cmocka_unit_test(threads_hash_at_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
