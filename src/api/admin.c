@@ -501,12 +501,30 @@ static void update_project(struct fw_http_request *req, struct fw_http_response 
 
 /* ---- environments ---- */
 
+/* Reads the optional "allowed_origins" member: null or [] remove the list, a non-empty
+ * array of origins (fw_env_check_origins) replaces it. */
+static bool read_allowed_origins(struct fw_body *body, struct fw_mutation *m) {
+  struct fw_rawjson raw, first;
+  if (!fw_body_raw(body, "allowed_origins", false, &raw, &m->has_allowed_origins))
+    return false;
+  if (!m->has_allowed_origins)
+    return true;
+  char error[256];
+  if (!fw_env_check_origins(raw, error, sizeof error))
+    return fw_body_fail(body, 422, "invalid_field", "%s", error);
+  if (fw_rawjson_type(raw) == FW_RAWJSON_NULL || fw_rawjson_element(raw, 0, &first) != FW_OK)
+    return true;
+  if (!(m->allowed_origins = copy_raw(raw)))
+    return fw_body_fail(body, 503, "out_of_memory", "the server is out of memory; retry later");
+  return true;
+}
+
 static void create_environment(struct fw_http_request *req, struct fw_http_response *res,
                                void *ctx) {
   struct fw_mutation *m = begin_write(ctx, req, res, FW_ROLE_ADMIN);
   if (!m)
     return;
-  static const char *const fields[] = {"key", "name", NULL};
+  static const char *const fields[] = {"key", "name", "allowed_origins", NULL};
   struct fw_body body;
   if (!path_key(req, res, "project", m->project)) {
     fw_mutation_free(m);
@@ -514,7 +532,8 @@ static void create_environment(struct fw_http_request *req, struct fw_http_respo
   }
   if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
       !read_key(&body, m->key) ||
-      !fw_body_string(&body, "name", false, FW_NAME_MAX, m->name, sizeof m->name, &m->has_name))
+      !fw_body_string(&body, "name", false, FW_NAME_MAX, m->name, sizeof m->name, &m->has_name) ||
+      !read_allowed_origins(&body, m))
     return reject(&body, m, res, req);
   submit(ctx, req, res, fw_mutate_create_environment, m);
 }
@@ -553,12 +572,12 @@ static void patch_environment(struct fw_http_request *req, struct fw_http_respon
     fw_mutation_free(m);
     return;
   }
-  static const char *const fields[] = {"name", "version", NULL};
+  static const char *const fields[] = {"name", "allowed_origins", "version", NULL};
   struct fw_body body;
   if (!fw_body_parse(&body, req->body, req->body_len) || !fw_body_only(&body, fields) ||
       !require_some_field(&body) ||
       !fw_body_string(&body, "name", false, FW_NAME_MAX, m->name, sizeof m->name, &m->has_name) ||
-      !body_version(&body, m))
+      !read_allowed_origins(&body, m) || !body_version(&body, m))
     return reject(&body, m, res, req);
   submit(ctx, req, res, fw_mutate_update_environment, m);
 }

@@ -1,6 +1,8 @@
 #include "state/mutations.h"
 
+#include <assert.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ void fw_mutation_free(void *mutation) {
   free(m->rules);
   free(m->rollout);
   free(m->value);
+  free(m->allowed_origins);
   free(m);
 }
 
@@ -141,6 +144,165 @@ static void doc_string(const struct fw_object *object, const char *name, char *o
                        size_t out_len) {
   if (fw_rawjson_string(doc_member(object, name), out, out_len) != FW_OK)
     out[0] = '\0';
+}
+
+/* ---- environments' allowed origins ---- */
+
+/* How much of a bad entry an error message quotes: the message must still fit the 256
+ * bytes an error holds once the field, the index and the reason are added. */
+#define ORIGIN_QUOTE_MAX 80
+
+static bool origins_fail(char *error, size_t error_len, const char *fmt, ...) FW_PRINTF(3, 4);
+static bool origins_fail(char *error, size_t error_len, const char *fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  vsnprintf(error, error_len, fmt, args);
+  va_end(args);
+  return false;
+}
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static bool is_host_char(char c) {
+  return (c >= 'a' && c <= 'z') || is_digit(c) || c == '-' || c == '.';
+}
+
+/* Whether `c` may end the host or the port: what may follow is a port or the path,
+ * query or fragment that an origin must not have, each refused with its own reason. */
+static bool ends_authority_part(char c) { return c == ':' || c == '/' || c == '?' || c == '#'; }
+
+/* Why `text` (`len` bytes) is not an origin as browsers serialize it, as the end of a
+ * sentence naming it; NULL when it is one. */
+static const char *origin_problem(const char *text, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (text[i] >= 'A' && text[i] <= 'Z')
+      return "must be lowercase, as browsers send origins";
+  size_t i;
+  unsigned long default_port;
+  if (len >= 7 && !memcmp(text, "http://", 7)) {
+    i = 7;
+    default_port = 80;
+  } else if (len >= 8 && !memcmp(text, "https://", 8)) {
+    i = 8;
+    default_port = 443;
+  } else {
+    return "must start with http:// or https://";
+  }
+  size_t host = i;
+  if (i < len && text[i] == '[') {
+    bool colon = false;
+    for (i++; i < len && text[i] != ']'; i++) {
+      char c = text[i];
+      if (!is_digit(c) && !(c >= 'a' && c <= 'f') && c != ':' && c != '.')
+        return "has an IPv6 literal with a character other than 0-9, a-f, ':' and '.'";
+      colon = colon || c == ':';
+    }
+    if (i == len || !colon)
+      return "has an unterminated or empty IPv6 literal";
+    i++;
+    if (i < len && !ends_authority_part(text[i]))
+      return "must have nothing but a port after its IPv6 literal";
+  } else {
+    while (i < len && is_host_char(text[i]))
+      i++;
+    if (i < len && !ends_authority_part(text[i]))
+      return "has a host with a character other than a-z, 0-9, '-' and '.'";
+    if (i == host)
+      return "has no host";
+  }
+  if (i < len && text[i] == ':') {
+    size_t start = ++i;
+    unsigned long port = 0;
+    for (; i < len && is_digit(text[i]); i++)
+      if (i - start < 6)
+        port = port * 10 + (unsigned long)(text[i] - '0');
+    if (i == start)
+      return "has an empty port";
+    if (i < len && !ends_authority_part(text[i]))
+      return "has a port that is not a number";
+    if (text[start] == '0' && i - start > 1)
+      return "has a port with a leading zero";
+    if (i - start > 5 || port == 0 || port > 65535)
+      return "has a port outside 1 to 65535";
+    if (port == default_port)
+      return "names its scheme's default port, which browsers leave out";
+  }
+  if (i == len)
+    return NULL;
+  if (text[i] == '/' && i + 1 == len)
+    return "must not end with '/'";
+  if (text[i] == ':')
+    return "has a second ':'";
+  return "must not have a path, query or fragment";
+}
+
+/* Whether a validated JSON string holds an escaped NUL (\u0000), which fw_rawjson_string
+ * would turn into an early end of the text. */
+static bool string_has_nul(struct fw_rawjson string) {
+  for (size_t i = 1; i + 1 < string.len; i++) {
+    if (string.text[i] != '\\')
+      continue;
+    if (string.text[i + 1] == 'u' && i + 5 < string.len && !memcmp(string.text + i + 2, "0000", 4))
+      return true;
+    i++; /* the escaped character is not a backslash of its own */
+  }
+  return false;
+}
+
+bool fw_env_check_origins(struct fw_rawjson origins, char *error, size_t error_len) {
+  enum fw_rawjson_type type = fw_rawjson_type(origins);
+  if (type == FW_RAWJSON_NULL)
+    return true;
+  if (type != FW_RAWJSON_ARRAY)
+    return origins_fail(error, error_len,
+                        "field 'allowed_origins' must be null or an array of origins such as "
+                        "\"https://app.example\"");
+  struct fw_rawjson entry;
+  for (size_t i = 0; fw_rawjson_element(origins, i, &entry) == FW_OK; i++) {
+    if (i == FW_ENV_ORIGINS_MAX)
+      return origins_fail(error, error_len, "field 'allowed_origins' holds at most %d origins",
+                          FW_ENV_ORIGINS_MAX);
+    int quoted = (int)(entry.len < ORIGIN_QUOTE_MAX ? entry.len : ORIGIN_QUOTE_MAX);
+    if (fw_rawjson_type(entry) != FW_RAWJSON_STRING)
+      return origins_fail(error, error_len, "allowed_origins[%zu] (%.*s%s) must be a string", i,
+                          quoted, entry.text, (size_t)quoted < entry.len ? "..." : "");
+    char text[FW_ORIGIN_MAX + 1];
+    if (fw_rawjson_string(entry, text, sizeof text) != FW_OK)
+      return origins_fail(error, error_len,
+                          "allowed_origins[%zu] (%.*s...) is longer than %d bytes", i, quoted,
+                          entry.text, FW_ORIGIN_MAX);
+    size_t len = strlen(text);
+    const char *problem =
+        string_has_nul(entry) ? "must not hold a NUL character" : origin_problem(text, len);
+    if (problem)
+      return origins_fail(error, error_len, "allowed_origins[%zu] '%.*s%s' %s", i, ORIGIN_QUOTE_MAX,
+                          text, len > ORIGIN_QUOTE_MAX ? "..." : "", problem);
+    struct fw_rawjson earlier;
+    char earlier_text[FW_ORIGIN_MAX + 1];
+    for (size_t j = 0; j < i; j++)
+      if (fw_rawjson_element(origins, j, &earlier) == FW_OK &&
+          fw_rawjson_string(earlier, earlier_text, sizeof earlier_text) == FW_OK &&
+          !strcmp(earlier_text, text))
+        return origins_fail(error, error_len,
+                            "allowed_origins[%zu] '%.*s%s' repeats allowed_origins[%zu]", i,
+                            ORIGIN_QUOTE_MAX, text, len > ORIGIN_QUOTE_MAX ? "..." : "", j);
+  }
+  return true;
+}
+
+bool fw_env_origin_allowed(const struct fw_env_node *env, const char *origin, size_t len) {
+  assert(env && (origin || len == 0));
+  struct fw_rawjson origins = doc_member(env->env, "allowed_origins"), entry;
+  if (fw_rawjson_type(origins) != FW_RAWJSON_ARRAY ||
+      fw_rawjson_element(origins, 0, &entry) != FW_OK)
+    return true;
+  /* No entry is longer than FW_ORIGIN_MAX, so a longer origin matches none. */
+  char text[FW_ORIGIN_MAX + 1];
+  for (size_t i = 0; len <= FW_ORIGIN_MAX && fw_rawjson_element(origins, i, &entry) == FW_OK; i++)
+    if (fw_rawjson_string(entry, text, sizeof text) == FW_OK && strlen(text) == len &&
+        !memcmp(text, origin, len))
+      return true;
+  return false;
 }
 
 /* ---- shared steps ---- */
@@ -1048,6 +1210,33 @@ static bool new_credential(struct fw_write_ctx *ctx, enum fw_credential_kind kin
   return put_credential(ctx, &credential);
 }
 
+/* The fields of an environment's document. */
+struct env_fields {
+  const char *key, *name, *project, *epoch;
+  int64_t version;
+  const char *created_at; /* NULL: now */
+  /* A non-empty raw JSON array, written byte for byte; NULL: no list, and no member. */
+  const char *origins;
+  size_t origins_len;
+};
+
+static int env_doc(struct fw_buf *out, const struct env_fields *f, int64_t now_ms) {
+  struct object_writer w;
+  ow_begin(&w, out);
+  ow_string(&w, "key", f->key);
+  ow_string(&w, "name", f->name);
+  ow_string(&w, "project", f->project);
+  ow_string(&w, "epoch", f->epoch);
+  ow_int(&w, "version", f->version);
+  if (f->created_at)
+    ow_string(&w, "created_at", f->created_at);
+  else
+    ow_time(&w, "created_at", now_ms);
+  if (f->origins)
+    ow_raw(&w, "allowed_origins", f->origins, f->origins_len);
+  return ow_end(&w);
+}
+
 /* Gives a new environment empty rules for every segment of its project, as part of its
  * first revision. */
 static bool add_segment_rules(struct fw_write_ctx *ctx, const struct fw_mutation *m,
@@ -1122,15 +1311,14 @@ void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_object **states = calloc(
       fw_objects_count(project->flags) ? fw_objects_count(project->flags) : 1, sizeof *states);
   size_t state_count = 0;
-  struct object_writer w;
-  ow_begin(&w, &doc);
-  ow_string(&w, "key", m->key);
-  ow_string(&w, "name", m->has_name ? m->name : m->key);
-  ow_string(&w, "project", m->project);
-  ow_string(&w, "epoch", epoch);
-  ow_int(&w, "version", 1);
-  ow_time(&w, "created_at", ctx->now_ms);
-  if (ow_end(&w) || !states) {
+  struct env_fields fields = {.key = m->key,
+                              .name = m->has_name ? m->name : m->key,
+                              .project = m->project,
+                              .epoch = epoch,
+                              .version = 1,
+                              .origins = m->allowed_origins,
+                              .origins_len = m->allowed_origins ? strlen(m->allowed_origins) : 0};
+  if (env_doc(&doc, &fields, ctx->now_ms) || !states) {
     out_of_memory(ctx);
     goto done;
   }
@@ -1316,19 +1504,27 @@ void fw_mutate_update_environment(struct fw_write_ctx *ctx, void *mutation) {
   doc_string(env->env, "epoch", epoch, sizeof epoch);
   doc_string(env->env, "created_at", created_at, sizeof created_at);
   doc_string(env->env, "name", name, sizeof name);
-  int64_t version = env->env->version + 1;
+  /* The list is kept, byte for byte, unless the mutation replaces or removes it. */
+  struct fw_rawjson old_origins = doc_member(env->env, "allowed_origins");
+  bool had_origins = fw_rawjson_type(old_origins) == FW_RAWJSON_ARRAY;
+  struct env_fields fields = {.key = m->env,
+                              .name = m->has_name ? m->name : name,
+                              .project = m->project,
+                              .epoch = epoch,
+                              .version = env->env->version + 1,
+                              .created_at = created_at};
+  if (m->has_allowed_origins && m->allowed_origins) {
+    fields.origins = m->allowed_origins;
+    fields.origins_len = strlen(m->allowed_origins);
+  } else if (!m->has_allowed_origins && had_origins) {
+    fields.origins = old_origins.text;
+    fields.origins_len = old_origins.len;
+  }
+  int64_t version = fields.version;
   struct fw_buf doc;
   fw_buf_init(&doc, DOC_MAX);
-  struct object_writer w;
-  ow_begin(&w, &doc);
-  ow_string(&w, "key", m->env);
-  ow_string(&w, "name", m->has_name ? m->name : name);
-  ow_string(&w, "project", m->project);
-  ow_string(&w, "epoch", epoch);
-  ow_int(&w, "version", version);
-  ow_string(&w, "created_at", created_at);
   struct fw_object *object = NULL;
-  if (ow_end(&w)) {
+  if (env_doc(&doc, &fields, ctx->now_ms)) {
     out_of_memory(ctx);
     goto done;
   }

@@ -15,9 +15,15 @@
 #include "core/keys.h"
 #include "core/model.h"
 #include "state/writer.h"
+#include "util/rawjson.h"
 
 /* Hex digits of a credential's public id. */
 #define FW_CREDENTIAL_ID_LEN 12
+
+/* The most entries an environment's allowed_origins may hold, and the longest entry in
+ * bytes. */
+#define FW_ENV_ORIGINS_MAX 100
+#define FW_ORIGIN_MAX 253
 
 struct fw_mutation {
   char actor[96]; /* who asks: "token:<name>" */
@@ -43,6 +49,10 @@ struct fw_mutation {
   /* Configs */
   char *value; /* raw JSON (a string for a text config); owned */
   char content_type[64];
+  /* Environments: when has_allowed_origins, the new list, a non-empty raw JSON array
+   * checked with fw_env_check_origins (owned), or NULL to remove the list. */
+  char *allowed_origins;
+  bool has_allowed_origins;
   /* Conditional update: the version the client last saw. */
   int64_t if_version;
   bool has_if_version;
@@ -65,7 +75,8 @@ void fw_mutation_free(void *mutation);
 void fw_mutate_create_project(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_update_project(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_create_environment(struct fw_write_ctx *ctx, void *mutation);
-/* Renames an environment (an environment_updated revision). */
+/* Changes an environment's name, its allowed_origins or both (an environment_updated
+ * revision); what the mutation does not mention is kept. */
 void fw_mutate_update_environment(struct fw_write_ctx *ctx, void *mutation);
 void fw_mutate_create_flag(struct fw_write_ctx *ctx, void *mutation);
 /* Changes a flag's definition: one revision in every environment of its project. */
@@ -110,8 +121,28 @@ FW_MUST_CHECK int fw_render_credential(struct fw_buf *out, const struct fw_crede
 /* Whether a credential is valid at `now_ms`. */
 bool fw_credential_valid(const struct fw_credential *credential, int64_t now_ms);
 
-/* Appends an environment's JSON with its current revision. */
+/* Appends an environment's JSON with its current revision. The member allowed_origins
+ * appears only while the environment has a non-empty list. */
 FW_MUST_CHECK int fw_render_env(struct fw_buf *out, const struct fw_env_node *env);
+
+/* Checks `origins` (a validated JSON value, util/rawjson.h), the value a client gave for an
+ * environment's allowed_origins: null, or an array of at most FW_ENV_ORIGINS_MAX distinct
+ * strings, each an origin serialized the way browsers send it in an Origin header: "http"
+ * or "https", "://", a host of lowercase letters, digits, '-' and '.' or a bracketed IPv6
+ * literal, and an optional port from 1 to 65535 without leading zeros (never the scheme's
+ * default port, which browsers leave out); no path, no trailing slash, at most
+ * FW_ORIGIN_MAX bytes. False with a sentence naming the field and the first bad entry in
+ * `error` (`error_len` bytes, NUL-terminated) otherwise. Pure; any thread. */
+bool fw_env_check_origins(struct fw_rawjson origins, char *error, size_t error_len);
+
+/* Whether a WebSocket handshake whose Origin header is `origin` (`len` bytes, need not be
+ * NUL-terminated) may open on environment `env`: true when the environment has no list
+ * (allowed_origins absent, null or empty), else only when `origin` equals one entry byte
+ * for byte, with no case folding or other normalisation (browsers send origins
+ * lowercase; entries were checked to be so). What to do with a handshake that has no
+ * Origin header at all is the caller's decision. Reads only `env`'s document, so any
+ * thread may call it while it holds the world `env` belongs to; it does not allocate. */
+bool fw_env_origin_allowed(const struct fw_env_node *env, const char *origin, size_t len);
 /* Appends a segment as seen in one environment: its definition and its rules there. */
 FW_MUST_CHECK int fw_render_env_segment(struct fw_buf *out, const struct fw_object *segment,
                                         const struct fw_object *rules);

@@ -189,6 +189,163 @@ static void environments_come_with_keys_shown_once(void **state) {
   expect_error("GET", "/v1/projects", server_key, NULL, NULL, 403, "forbidden");
 }
 
+/* The raw body of a GET with the admin token (caller frees), checking it is a 200. */
+static char *raw_get(const char *path) {
+  struct fwt_response res;
+  fwt_request(server.port, "GET", path, TOKEN, NULL, NULL, &res);
+  if (res.status != 200)
+    fail_msg("GET %s: expected 200, got %d: %s", path, res.status, res.body);
+  char *body = strdup(res.body);
+  assert_non_null(body);
+  fwt_response_free(&res);
+  return body;
+}
+
+/* Checks that `body` is refused with 422 invalid_field, with a message that names the
+ * field and holds `needle` (the bad entry or the reason). */
+static void expect_bad_origins(const char *method, const char *path, const char *body,
+                               const char *needle) {
+  struct fwt_response res;
+  fwt_request(server.port, method, path, TOKEN, NULL, body, &res);
+  if (res.status != 422 || !strstr(res.body, "{\"error\":{\"code\":\"invalid_field\""))
+    fail_msg("%s %s %s: expected 422 invalid_field, got %d: %s", method, path, body, res.status,
+             res.body);
+  json_error_t error;
+  json_t *doc = json_loads(res.body, 0, &error);
+  if (!doc)
+    fail_msg("%s %s: the error is not JSON (%s): %s", method, path, error.text, res.body);
+  const char *message = string_of(json_object_get(doc, "error"), "message");
+  if (!strstr(message, "allowed_origins") || !strstr(message, needle))
+    fail_msg("%s %s %s: expected a message naming allowed_origins and %s, got %s", method, path,
+             body, needle, message);
+  json_decref(doc);
+  fwt_response_free(&res);
+}
+
+static void environments_keep_an_origin_allowlist(void **state) {
+  (void)state;
+  const char *path = "/v1/projects/web/environments/site";
+  json_decref(call("POST", "/v1/projects", "{\"key\":\"web\"}", 201));
+  json_t *doc = call("POST", "/v1/projects/web/environments",
+                     "{\"key\":\"site\",\"name\":\"Site\","
+                     "\"allowed_origins\":[\"https://app.example\"]}",
+                     201);
+  json_t *origins = json_object_get(doc, "allowed_origins");
+  assert_int_equal(json_array_size(origins), 1);
+  assert_string_equal(json_string_value(json_array_get(origins, 0)), "https://app.example");
+  json_decref(doc);
+  /* Without a list, or with an empty one, the member is left out. */
+  doc = call("POST", "/v1/projects/web/environments", "{\"key\":\"plain\"}", 201);
+  assert_null(json_object_get(doc, "allowed_origins"));
+  json_decref(doc);
+  doc = call("POST", "/v1/projects/web/environments", "{\"key\":\"open\",\"allowed_origins\":[]}",
+             201);
+  assert_null(json_object_get(doc, "allowed_origins"));
+  json_decref(doc);
+  expect_bad_origins("POST", "/v1/projects/web/environments",
+                     "{\"key\":\"refused\",\"allowed_origins\":[\"https://app.example/\"]}",
+                     "'https://app.example/' must not end with '/'");
+  expect_error("GET", "/v1/projects/web/environments/refused", TOKEN, NULL, NULL, 404, "not_found");
+
+  /* A PATCH of the list alone is a change; the list is kept byte for byte. */
+  doc = call("PATCH", path,
+             "{\"allowed_origins\":[\"https://app.example\", \"http://localhost:3000\"]}", 200);
+  assert_string_equal(string_of(doc, "name"), "Site");
+  assert_int_equal(integer_of(doc, "version"), 2);
+  assert_int_equal(integer_of(doc, "revision"), 2);
+  json_decref(doc);
+  char *body = raw_get(path);
+  assert_non_null(
+      strstr(body, "\"allowed_origins\":[\"https://app.example\", \"http://localhost:3000\"]"));
+  free(body);
+  doc = call("GET", "/v1/projects/web/environments", NULL, 200);
+  json_t *items = json_object_get(doc, "items");
+  assert_int_equal(json_array_size(items), 3);
+  assert_null(json_object_get(json_array_get(items, 0), "allowed_origins")); /* open */
+  assert_null(json_object_get(json_array_get(items, 1), "allowed_origins")); /* plain */
+  assert_int_equal(json_array_size(json_object_get(json_array_get(items, 2), "allowed_origins")),
+                   2);
+  json_decref(doc);
+
+  /* A rename keeps the list; the change log records the environment with it. */
+  doc = call("PATCH", path, "{\"name\":\"Website\"}", 200);
+  assert_string_equal(string_of(doc, "name"), "Website");
+  assert_int_equal(integer_of(doc, "version"), 3);
+  origins = json_object_get(doc, "allowed_origins");
+  assert_int_equal(json_array_size(origins), 2);
+  assert_string_equal(json_string_value(json_array_get(origins, 1)), "http://localhost:3000");
+  json_decref(doc);
+  doc = call("GET", "/v1/projects/web/environments/site/changes?after=2", NULL, 200);
+  json_t *change = json_array_get(json_object_get(doc, "items"), 0);
+  assert_string_equal(string_of(change, "kind"), "environment_updated");
+  assert_int_equal(
+      json_array_size(json_object_get(json_object_get(change, "object"), "allowed_origins")), 2);
+  json_decref(doc);
+
+  /* Every refusal names the field and the entry, and changes nothing. */
+  char *before = raw_get(path);
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":\"https://app.example\"}",
+                     "must be null or an array");
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":{}}", "must be null or an array");
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":[\"https://app.example\",42]}",
+                     "allowed_origins[1] (42) must be a string");
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":[\"ftp://app.example\"]}",
+                     "'ftp://app.example' must start with http:// or https://");
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":[\"app.example\"]}",
+                     "'app.example' must start with http:// or https://");
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":[\"https://app.example/login\"]}",
+                     "'https://app.example/login' must not have a path");
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":[\"https://app.example/\"]}",
+                     "'https://app.example/' must not end with '/'");
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":[\"https://App.example\"]}",
+                     "'https://App.example' must be lowercase");
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":[\"https://app.example:443\"]}",
+                     "default port");
+  expect_bad_origins("PATCH", path, "{\"allowed_origins\":[\"https://app.example:08080\"]}",
+                     "leading zero");
+  expect_bad_origins(
+      "PATCH", path,
+      "{\"allowed_origins\":[\"https://a.example\",\"https://b.example\",\"https://a.example\"]}",
+      "allowed_origins[2] 'https://a.example' repeats allowed_origins[0]");
+  char many[4096];
+  size_t used = (size_t)snprintf(many, sizeof many, "{\"allowed_origins\":[");
+  for (int i = 0; i < 101; i++)
+    used += (size_t)snprintf(many + used, sizeof many - used, "%s\"https://h%d.example\"",
+                             i ? "," : "", i);
+  snprintf(many + used, sizeof many - used, "]}");
+  expect_bad_origins("PATCH", path, many, "at most 100 origins");
+  /* With a name in the same body, the name is not taken either. */
+  expect_bad_origins("PATCH", path,
+                     "{\"name\":\"Nope\",\"allowed_origins\":[\"http://x.example/\"]}",
+                     "'http://x.example/'");
+  char *after = raw_get(path);
+  assert_string_equal(after, before);
+  free(before);
+  free(after);
+  /* One hundred is the limit, not over it: drop the last entry. */
+  memcpy(strrchr(many, ','), "]}", 3);
+  doc = call("PATCH", path, many, 200);
+  assert_int_equal(json_array_size(json_object_get(doc, "allowed_origins")), 100);
+  json_decref(doc);
+
+  /* null and [] remove the list, and keep the name. */
+  doc = call("PATCH", path, "{\"allowed_origins\":null}", 200);
+  assert_null(json_object_get(doc, "allowed_origins"));
+  assert_string_equal(string_of(doc, "name"), "Website");
+  json_decref(doc);
+  json_decref(call("PATCH", path, "{\"allowed_origins\":[\"http://[::1]:5173\"]}", 200));
+  doc = call("PATCH", path, "{\"allowed_origins\":[]}", 200);
+  assert_null(json_object_get(doc, "allowed_origins"));
+  json_decref(doc);
+  body = raw_get(path);
+  assert_null(strstr(body, "allowed_origins"));
+  free(body);
+  /* Left set for the restart at the end. */
+  json_decref(
+      call("PATCH", path, "{\"allowed_origins\":[\"https://app.example\"],\"version\":7}", 200));
+  expect_error("PATCH", path, TOKEN, NULL, "{}", 422, "missing_field");
+}
+
 static void flags_are_created_in_every_environment(void **state) {
   (void)state;
   json_t *doc =
@@ -792,6 +949,11 @@ static void everything_survives_a_restart(void **state) {
   json_t *doc = call("GET", "/v1/projects/shop/environments/prod", NULL, 200);
   assert_int_equal(integer_of(doc, "revision"), revision);
   json_decref(doc);
+  doc = call("GET", "/v1/projects/web/environments/site", NULL, 200);
+  json_t *origins = json_object_get(doc, "allowed_origins");
+  assert_int_equal(json_array_size(origins), 1);
+  assert_string_equal(json_string_value(json_array_get(origins, 0)), "https://app.example");
+  json_decref(doc);
   struct fwt_response res;
   fwt_request(again.port, "GET", "/v1/projects/shop/environments/prod/configs/prices", TOKEN, NULL,
               NULL, &res);
@@ -811,6 +973,7 @@ int main(void) {
       cmocka_unit_test(projects_are_created_read_listed_and_updated),
       cmocka_unit_test(bad_project_requests_get_clear_errors),
       cmocka_unit_test(environments_come_with_keys_shown_once),
+      cmocka_unit_test(environments_keep_an_origin_allowlist),
       cmocka_unit_test(flags_are_created_in_every_environment),
       cmocka_unit_test(bad_flags_are_refused),
       cmocka_unit_test(flag_state_is_patched_and_toggled_with_revisions),
