@@ -13,6 +13,7 @@
 #include "core/flagdef.h"
 #include "core/murmur3.h"
 #include "core/semver.h"
+#include "util/digest.h"
 #include "util/json.h"
 
 /* Limits on one match of a "matches" pattern: a pattern that backtracks without end
@@ -1309,13 +1310,54 @@ int fw_eval_context_parse(const char *text, size_t len, struct fw_eval_context *
 
 void fw_eval_context_free(struct fw_eval_context *context) { free(context); }
 
+/* Adds a length-prefixed text to a digest's parts. */
+static size_t digest_text(struct fw_bytes *parts, size_t n, uint64_t *len_slot, struct text text) {
+  *len_slot = text.len;
+  parts[n++] = (struct fw_bytes){len_slot, sizeof *len_slot};
+  parts[n++] = (struct fw_bytes){text.bytes, text.len};
+  return n;
+}
+
+void fw_eval_context_digest(const struct fw_eval_context *context, uint8_t out[32]) {
+  /* Each attribute in name order: its name, its kind, and what evaluation reads of it (a
+   * number's text as written, since rollouts hash that text). Lengths come first, so that
+   * no two different contexts give the same bytes. Digested an attribute at a time. */
+  uint8_t running[FW_SHA256_LEN] = {0};
+  size_t count = context ? context->count : 0;
+  for (size_t i = 0; i < count; i++) {
+    const struct attribute *a = &context->attributes[i];
+    struct fw_bytes parts[8];
+    uint64_t lens[3];
+    uint8_t kind = (uint8_t)a->kind;
+    size_t n = 0;
+    parts[n++] = (struct fw_bytes){running, sizeof running};
+    n = digest_text(parts, n, &lens[0], a->name);
+    parts[n++] = (struct fw_bytes){&kind, 1};
+    if (a->kind != KIND_LIST) {
+      n = digest_text(parts, n, &lens[1], a->text);
+      fw_sha256_parts(parts, n, running);
+      continue;
+    }
+    lens[1] = a->item_count;
+    parts[n++] = (struct fw_bytes){&lens[1], sizeof lens[1]};
+    fw_sha256_parts(parts, n, running);
+    for (size_t j = 0; j < a->item_count; j++) {
+      n = 0;
+      parts[n++] = (struct fw_bytes){running, sizeof running};
+      n = digest_text(parts, n, &lens[2], a->items[j]);
+      fw_sha256_parts(parts, n, running);
+    }
+  }
+  memcpy(out, running, FW_SHA256_LEN);
+}
+
 const char *fw_eval_context_targeting_key(const struct fw_eval_context *context) {
-  return context->targeting_key;
+  return context ? context->targeting_key : NULL;
 }
 
 static const struct attribute *find_attribute(const struct fw_eval_context *context,
                                               struct text name) {
-  size_t low = 0, high = context->count;
+  size_t low = 0, high = context ? context->count : 0;
   while (low < high) {
     size_t mid = low + (high - low) / 2;
     int cmp = text_order(context->attributes[mid].name, name);

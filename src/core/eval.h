@@ -159,7 +159,11 @@ FW_MUST_CHECK int fw_eval_context_parse(const char *text, size_t len, struct fw_
                                         enum fw_eval_error *error_code, char *error,
                                         size_t error_len);
 void fw_eval_context_free(struct fw_eval_context *context);
-/* The targeting key, or NULL. */
+/* A digest of what evaluation reads of `context` (NULL: the empty context): equal for two
+ * contexts that evaluate alike whatever their member order, spacing, escapes or
+ * repeated names, and different otherwise (SHA-256). */
+void fw_eval_context_digest(const struct fw_eval_context *context, uint8_t out[32]);
+/* The targeting key, or NULL (also for a NULL context, the empty one). */
 const char *fw_eval_context_targeting_key(const struct fw_eval_context *context);
 
 struct fw_eval_result {
@@ -169,9 +173,9 @@ struct fw_eval_result {
   enum fw_eval_error error; /* FW_EVAL_OK unless reason is ERROR */
 };
 
-/* Evaluates `flag` for `context` with the environment's segments (`segments`, `count`
- * of them, sorted by key; a segment the rules name but the array lacks holds for
- * nobody). Borrowed pointers stay valid while `flag` lives. */
+/* Evaluates `flag` for `context` (NULL: the empty context) with the environment's
+ * segments (`segments`, `count` of them, sorted by key; a segment the rules name but the
+ * array lacks holds for nobody). Borrowed pointers stay valid while `flag` lives. */
 void fw_eval(const struct fw_eval_flag *flag, const struct fw_eval_segment *const *segments,
              size_t count, const struct fw_eval_context *context, struct fw_eval_result *out);
 

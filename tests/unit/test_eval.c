@@ -527,6 +527,17 @@ static void every_reason(void **state) {
   flag = compile(true, "[]", "[{\"variant\":\"c\",\"weight\":100}]");
   assert_served(evaluate(flag, "{\"targetingKey\":\"k\"}"), "c", FW_REASON_SPLIT);
   assert_error(evaluate(flag, "{}"), FW_EVAL_TARGETING_KEY_MISSING);
+  /* No context at all is the empty one (streams without a context evaluate so). */
+  struct fw_eval_result none;
+  fw_eval(flag, NULL, 0, NULL, &none);
+  assert_error(none, FW_EVAL_TARGETING_KEY_MISSING);
+  fw_eval_flag_free(flag);
+  flag = compile(true,
+                 "[{\"conditions\":[{\"attribute\":\"plan\",\"operator\":\"equals\","
+                 "\"value\":\"pro\"}],\"variant\":\"a\"}]",
+                 "null");
+  fw_eval(flag, NULL, 0, NULL, &none);
+  assert_served(none, "on", FW_REASON_DEFAULT);
   fw_eval_flag_free(flag);
 
   flag = compile(true,
@@ -1081,6 +1092,54 @@ static void context_caps(void **state) {
   free(text);
 }
 
+static void digest_of(const char *text, uint8_t out[32]) {
+  struct fw_eval_context *context = context_of(text);
+  fw_eval_context_digest(context, out);
+  fw_eval_context_free(context);
+}
+
+/* Contexts that evaluate alike share a digest (streams group by it); any difference that
+ * evaluation can see gives another. */
+static void context_digests_follow_what_evaluation_reads(void **state) {
+  (void)state;
+  const char *same[][2] = {
+      {"{\"targetingKey\":\"u1\",\"plan\":\"pro\"}",
+       "{ \"plan\" : \"pro\", \"targetingKey\":\"u1\" }"},
+      {"{\"plan\":\"free\",\"plan\":\"pro\"}", "{\"plan\":\"pro\"}"},
+      {"{\"name\":\"\\u00e9t\\u00e9\"}", "{\"name\":\"\xc3\xa9t\xc3\xa9\"}"},
+      {"{}", ""},
+      {"{\"tags\":[\"a\",\"b\"]}", "{\"tags\" : [ \"a\" , \"b\" ]}"},
+  };
+  for (size_t i = 0; i < FW_ARRAY_LEN(same); i++) {
+    uint8_t a[32], b[32];
+    digest_of(same[i][0], a);
+    digest_of(same[i][1], b);
+    if (memcmp(a, b, sizeof a) != 0)
+      fail_msg("%s and %s should share a digest", same[i][0], same[i][1]);
+  }
+  const char *different[][2] = {
+      {"{\"n\":1}", "{\"n\":1.0}"},   /* rollouts hash a number's text */
+      {"{\"n\":1}", "{\"n\":\"1\"}"}, /* a number is not a string */
+      {"{\"b\":true}", "{\"b\":\"true\"}"},
+      {"{\"tags\":[\"a\",\"b\"]}", "{\"tags\":[\"b\",\"a\"]}"},
+      {"{\"tags\":[\"ab\"]}", "{\"tags\":[\"a\",\"b\"]}"},
+      {"{\"ab\":\"c\"}", "{\"a\":\"bc\"}"},
+      {"{\"targetingKey\":\"u1\"}", "{\"targetingKey\":\"u2\"}"},
+      {"{}", "{\"a\":\"\"}"},
+  };
+  for (size_t i = 0; i < FW_ARRAY_LEN(different); i++) {
+    uint8_t a[32], b[32];
+    digest_of(different[i][0], a);
+    digest_of(different[i][1], b);
+    if (!memcmp(a, b, sizeof a))
+      fail_msg("%s and %s should not share a digest", different[i][0], different[i][1]);
+  }
+  uint8_t empty[32], none[32];
+  digest_of("{}", empty);
+  fw_eval_context_digest(NULL, none);
+  assert_memory_equal(empty, none, sizeof empty);
+}
+
 static void contexts_parse_what_they_hold(void **state) {
   (void)state;
   struct fw_eval_context *context = NULL;
@@ -1177,6 +1236,7 @@ int main(void) {
       cmocka_unit_test(context_refusals),
       cmocka_unit_test(context_caps),
       cmocka_unit_test(contexts_parse_what_they_hold),
+      cmocka_unit_test(context_digests_follow_what_evaluation_reads),
       cmocka_unit_test(threads_evaluate_one_flag_at_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
