@@ -15,6 +15,7 @@
 #include "api/ofrep.h"
 #include "api/ops.h"
 #include "api/stream.h"
+#include "api/ws.h"
 #include "hub/hub.h"
 #include "core/keys.h"
 #include "net/server.h"
@@ -162,7 +163,8 @@ int fw_app_serve(const struct fw_settings *settings) {
       .stream_cap = SIZE_MAX, /* until the server knows its connection cap */
       .accept_rate = (unsigned)settings->stream_accept_rate,
       .tombstone_days = (int64_t)settings->tombstone_days,
-      .eval_budget_ms = settings->eval_budget_ms};
+      .eval_budget_ms = settings->eval_budget_ms,
+      .slice_subscribers = (size_t)settings->fanout_slice};
   if (!rc)
     rc = fw_hub_new(&hub_options, store, world, threads, &hub);
   if (!rc)
@@ -181,6 +183,7 @@ int fw_app_serve(const struct fw_settings *settings) {
   struct fw_ofrep ofrep = {.writer = writer};
   struct fw_flagsmith flagsmith = {.writer = writer};
   struct fw_stream_api stream = {.writer = writer, .hub = hub};
+  struct fw_ws_api ws = {.writer = writer, .hub = hub};
   rc = fw_ops_register(&router, &ops);
   if (!rc)
     rc = fw_admin_register(&router, &admin);
@@ -192,6 +195,8 @@ int fw_app_serve(const struct fw_settings *settings) {
     rc = fw_flagsmith_register(&router, &flagsmith);
   if (!rc)
     rc = fw_stream_api_register(&router, &stream);
+  if (!rc)
+    rc = fw_ws_api_register(&router, &ws);
   if (rc) {
     fw_log_with(FW_LOG_ERROR, "cannot build the routes", FW_LOG_STR("error", fw_strerror(rc)));
     goto done;
@@ -218,6 +223,7 @@ int fw_app_serve(const struct fw_settings *settings) {
     fw_log_with(FW_LOG_ERROR, "cannot start the server", FW_LOG_STR("error", error));
     goto done;
   }
+  fw_hub_attach_server(hub, server);
   fw_writer_attach(writer, server);
   /* Streams stop short of the connection cap, so that a stream past its own cap still
    * gets its 200 and goodbye (a browser never retries a 503) and plain requests still

@@ -69,8 +69,12 @@ static const struct fw_option options[] = {
      3650, NULL},
     {"eval-budget", FW_OPT_DURATION, FIELD(eval_budget_ms), "50ms",
      "Time a loop spends evaluating one change for its values streams; the streams it did "
-     "not reach get 'refetch' instead of values.",
-     1, 60000, NULL},
+     "not reach get 'refetch' instead of values (0: every values stream gets 'refetch').",
+     0, 60000, NULL},
+    {"fanout-slice", FW_OPT_UINT, FIELD(fanout_slice), "2000",
+     "Streams a loop sends a change to per turn of its event loop; the rest follow on the "
+     "next turns, after the connections that became ready meanwhile.",
+     1, 10000000, NULL},
     {"log-level", FW_OPT_CHOICE, FIELD(log_level), "info",
      "Least severe level logged (debug logs every request).", 0, 0, level_choices},
     {"log-format", FW_OPT_CHOICE, FIELD(log_format), "auto",

@@ -30,6 +30,7 @@ struct fw_settings {
   uint64_t replay_bytes;
   uint64_t tombstone_days;
   uint64_t eval_budget_ms;
+  uint64_t fanout_slice;
   int log_level;  /* enum fw_log_level */
   int log_format; /* enum fw_log_format */
   char log_file[FW_OPT_STRING_MAX];

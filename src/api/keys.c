@@ -6,6 +6,10 @@
 #include "util/digest.h"
 #include "util/time.h"
 
+/* Room for any key we issue, with margin, once decoded from a URL. */
+#define KEY_TEXT_MAX 128
+#define CLIENT_KEY_PREFIX "fw_cli_"
+
 static bool refuse(struct fw_http_response *res, const struct fw_http_request *req, int status,
                    const char *code, const char *message) {
   if (fw_http_set_error(res, req, status, code, message) != FW_OK)
@@ -57,4 +61,23 @@ bool fw_keys_authorize_text(const struct fw_writer *writer, const struct fw_http
   out->kind = credential->kind;
   out->credential = credential;
   return true;
+}
+
+bool fw_keys_authorize_stream(const struct fw_writer *writer, const struct fw_http_request *req,
+                              struct fw_http_response *res, unsigned accept,
+                              struct fw_key_scope *out) {
+  const char *value;
+  size_t len;
+  if (fw_http_header(req, "Authorization", &len) || !fw_http_query(req, "key", &value, &len))
+    return fw_keys_authorize(writer, req, res, "Authorization", accept, out);
+  char key[KEY_TEXT_MAX];
+  size_t key_len;
+  if (!fw_http_query_decode(value, len, key, sizeof key, &key_len) || key_len == 0)
+    return refuse(res, req, 401, "unauthorized", "the key is unknown or has expired");
+  if (key_len < strlen(CLIENT_KEY_PREFIX) ||
+      memcmp(key, CLIENT_KEY_PREFIX, strlen(CLIENT_KEY_PREFIX)) != 0)
+    return refuse(res, req, 401, "key_in_url",
+                  "only a client key may appear in a URL; send server keys in "
+                  "'Authorization: Bearer'");
+  return fw_keys_authorize_text(writer, req, res, key, key_len, accept, out);
 }

@@ -31,6 +31,13 @@ bool fw_keys_authorize(const struct fw_writer *writer, const struct fw_http_requ
                        struct fw_http_response *res, const char *header, unsigned accept,
                        struct fw_key_scope *out);
 
+/* A stream's key (SSE or WebSocket): `Authorization: Bearer`, else `?key=`, which only a
+ * client key may use (browsers cannot set headers on EventSource or WebSocket; a server
+ * key in a URL would end up in logs): 401 key_in_url for any other. */
+bool fw_keys_authorize_stream(const struct fw_writer *writer, const struct fw_http_request *req,
+                              struct fw_http_response *res, unsigned accept,
+                              struct fw_key_scope *out);
+
 /* The same for a key already read from the request (`value`, `len` bytes). */
 bool fw_keys_authorize_text(const struct fw_writer *writer, const struct fw_http_request *req,
                             struct fw_http_response *res, const char *value, size_t len,

@@ -11,8 +11,6 @@
 
 /* A context in a URL is visible to proxies and capped (DESIGN.md 1a). */
 #define URL_CONTEXT_MAX 4096
-#define KEY_TEXT_MAX 128
-#define CLIENT_KEY_PREFIX "fw_cli_"
 
 static void answer_error(struct fw_http_response *res, const struct fw_http_request *req,
                          int status, const char *code, const char *message) {
@@ -20,32 +18,12 @@ static void answer_error(struct fw_http_response *res, const struct fw_http_requ
     res->status = 500;
 }
 
-/* Finds the key (Authorization: Bearer, else ?key= which only a client key may use) and
- * its environment. False with the answer set. */
+/* Finds the key and its environment (fw_keys_authorize_stream). False with the answer set. */
 static bool authorize(const struct fw_stream_api *api, const struct fw_http_request *req,
                       struct fw_http_response *res, unsigned accept, struct fw_key_scope *scope,
                       uint8_t key_hash[32]) {
-  const char *value;
-  size_t len;
-  char key[KEY_TEXT_MAX];
-  if (!fw_http_header(req, "Authorization", &len) && fw_http_query(req, "key", &value, &len)) {
-    size_t key_len;
-    if (!fw_http_query_decode(value, len, key, sizeof key, &key_len) || key_len == 0) {
-      answer_error(res, req, 401, "unauthorized", "the key is unknown or has expired");
-      return false;
-    }
-    if (key_len < strlen(CLIENT_KEY_PREFIX) ||
-        memcmp(key, CLIENT_KEY_PREFIX, strlen(CLIENT_KEY_PREFIX)) != 0) {
-      answer_error(res, req, 401, "key_in_url",
-                   "only a client key may appear in a URL; send server keys in "
-                   "'Authorization: Bearer'");
-      return false;
-    }
-    if (!fw_keys_authorize_text(api->writer, req, res, key, key_len, accept, scope))
-      return false;
-  } else if (!fw_keys_authorize(api->writer, req, res, "Authorization", accept, scope)) {
+  if (!fw_keys_authorize_stream(api->writer, req, res, accept, scope))
     return false;
-  }
   memcpy(key_hash, scope->credential->hash, 32);
   return true;
 }
@@ -101,14 +79,6 @@ static bool take_context(const struct fw_http_request *req, struct fw_http_respo
     answer_error(res, req, 400, "invalid_context", error);
     return false;
   }
-  out->context_text = malloc(len + 1);
-  if (!out->context_text) {
-    answer_error(res, req, 503, "out_of_memory", "the server is out of memory");
-    return false;
-  }
-  memcpy(out->context_text, text, len);
-  out->context_text[len] = '\0';
-  out->context_len = len;
   return true;
 }
 
@@ -177,7 +147,7 @@ static void open_stream(struct fw_http_request *req, struct fw_http_response *re
     fw_hub_request_free(&request);
     return;
   }
-  if (request.definitions && request.context_text) {
+  if (request.definitions && request.context) {
     fw_hub_request_free(&request);
     return answer_error(res, req, 400, "invalid_context",
                         "a server key's stream carries definitions; a context is for client keys");

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <uv.h>
 
+#include "hub/frame.h"
 #include "net/server.h"
+#include "net/websocket.h"
 #include "state/compiled.h"
 #include "state/mutations.h"
 #include "util/digest.h"
@@ -41,13 +43,13 @@ static const uint64_t fanout_bounds_us[] = {100,   250,   500,    1000,   2500, 
 
 enum resume_outcome { RESUME_NONE, RESUME_REPLAY, RESUME_CATCH_UP, RESUME_SNAPSHOT, RESUME_COUNT };
 static const char *const resume_names[RESUME_COUNT] = {"none", "replay", "catch_up", "snapshot"};
-static const char *const kind_names[] = {"events", "flagsmith", "ofrep"};
+static const char *const kind_names[] = {"events", "flagsmith", "ofrep", "websocket"};
 
-/* Identical contexts of one environment's values streams, evaluated once per change. */
+/* Values streams of one environment whose contexts evaluate alike (equal digests of the
+ * canonical context), evaluated once per change. */
 struct context_group {
-  struct context_group *next;
-  char *text; /* the context's JSON as the client sent it */
-  size_t len;
+  struct context_group *next; /* in its bucket */
+  uint8_t digest[32];
   struct fw_eval_context *context; /* NULL: the empty context */
   size_t members;
   size_t index; /* its place among its environment's groups, while a batch is delivered */
@@ -75,7 +77,8 @@ struct subscriber {
   struct context_group *group;  /* values streams */
   struct start_point *start;    /* until on_start */
   uint8_t key_hash[32];
-  uint8_t kind; /* enum fw_hub_kind */
+  uint8_t kind;   /* enum fw_hub_kind */
+  uint8_t format; /* enum fw_frame_format */
   bool definitions;
   bool admitted; /* false: it was turned away and only says goodbye */
   bool ended;    /* goodbye written or stream closing: nothing more is sent */
@@ -83,7 +86,8 @@ struct subscriber {
 
 struct ring_entry {
   struct fw_change *change;
-  struct fw_shared *frame; /* the event for definitions streams, made when first needed */
+  /* The event for definitions streams in each format, made when first needed. */
+  struct fw_shared *frames[FW_FRAME_FORMATS];
 };
 
 /* A key that left: deleted (any family), or a flag that stopped being client-visible
@@ -99,9 +103,14 @@ struct tombstone {
 struct hub_env {
   int64_t id;
   int64_t revision; /* the last revision this loop has recorded */
+  /* Newest first: a delivery visits the subscribers that were there when it was queued,
+   * from the head of that moment on, so streams that join later are never sent what
+   * they already started from. */
   struct subscriber *subscribers;
   size_t subscriber_count;
-  struct context_group *groups;
+  /* The context groups, a hash table by digest (a power of two of buckets). */
+  struct context_group **buckets;
+  size_t bucket_count, group_count;
   /* The replay ring: changes first_revision .. revision, oldest at `head`. */
   struct ring_entry *ring;
   size_t ring_cap, ring_head, ring_count, ring_bytes;
@@ -112,9 +121,40 @@ struct hub_env {
   int64_t tombstone_floor;
 };
 
+struct value_item;
+struct value_outcome;
+
+/* One environment's changes of a batch, on their way to the loop's subscribers: a slice
+ * of subscribers per loop turn, so that accepts and heartbeats are never held up by a
+ * large fan-out (DESIGN.md 4.3). Holds what it delivers: the changes and both worlds. */
+struct delivery {
+  struct delivery *next; /* the loop's queue */
+  struct hub_env *env;
+  struct fw_change **changes; /* referenced, in revision order */
+  size_t count;
+  struct fw_shared *(*frames)[FW_FRAME_FORMATS]; /* per change, for definitions streams */
+  struct fw_rawjson *befores;        /* per change: the flag's definition before it, or empty */
+  struct fw_world *previous, *world; /* referenced; previous may be NULL */
+  struct fw_project_node *before_project, *project;
+  struct fw_env_node *before_env, *env_node;
+  struct subscriber *next_sub; /* the next to visit; NULL once all are done */
+  uint64_t committed_ns;
+  /* Values streams: the flags and configs to look at, and per (context group, item)
+   * what that context gets, made when the first values stream is reached. */
+  struct value_item *items;
+  size_t item_count, group_count;
+  struct value_outcome *outcomes;
+  uint64_t values_started_ns, values_spent_ns;
+};
+
 struct hub_loop {
   struct fw_hub *hub;
   unsigned index;
+  /* Batches being delivered, oldest first, one at a time and a slice of subscribers per
+   * loop turn; `resume` continues them on the next turn. */
+  struct delivery *deliveries, *deliveries_tail;
+  struct fw_loop_task resume;
+  bool resume_posted;
   struct fw_world *world; /* the world this loop adopted last; owned reference */
   struct hub_env **envs;  /* sorted by id */
   size_t env_count, env_cap;
@@ -124,11 +164,14 @@ struct hub_loop {
 
 struct fw_hub {
   struct fw_hub_options options;
+  struct fw_server *server;             /* for continuing deliveries on a later turn */
+  fw_hub_socket_handler socket_handler; /* what WebSocket messages go to */
+  void *socket_ctx;
   _Atomic size_t stream_cap;
   unsigned loop_count;
   struct hub_loop *loops;
   _Atomic size_t streams;
-  struct fw_shared *heartbeat;
+  struct fw_shared *heartbeat, *ping; /* an SSE comment; a WebSocket ping frame */
   struct fw_metric streams_open[FW_ARRAY_LEN(kind_names)];
   struct fw_metric events_published, fanout_latency, values_fanout_latency;
   struct fw_metric resumes[RESUME_COUNT];
@@ -137,25 +180,16 @@ struct fw_hub {
 
 /* ---- small helpers ---- */
 
+/* Whether a stream carries the change events (not a compatible surface's notices). */
+static bool carries_events(const struct subscriber *sub) {
+  return sub->kind == FW_HUB_EVENTS || sub->kind == FW_HUB_SOCKET;
+}
+
 static uint64_t jitter(uint64_t min, uint64_t span) { return fw_random_between(min, min + span); }
 
 static struct fw_shared *frame_from(struct fw_buf *buf) {
   return fw_shared_new(buf->data ? buf->data : "", buf->len);
 }
-
-/* `event: <name>\n[id: <rev>\n]data: ` */
-static int frame_begin(struct fw_buf *out, const char *event, int64_t revision) {
-  int rc = FW_OK;
-  if (event)
-    rc = fw_buf_appendf(out, "event: %s\n", event);
-  if (!rc && revision >= 0)
-    rc = fw_buf_appendf(out, "id: %" PRId64 "\n", revision);
-  if (!rc)
-    rc = fw_buf_append_str(out, "data: ");
-  return rc;
-}
-
-static int frame_end(struct fw_buf *out) { return fw_buf_append_str(out, "\n\n"); }
 
 /* `{"rev":N,"key":"<key>"` */
 static int payload_begin(struct fw_buf *out, int64_t revision, const char *key) {
@@ -224,7 +258,8 @@ static void ring_clear(struct hub_env *env) {
   for (size_t i = 0; i < env->ring_count; i++) {
     struct ring_entry *entry = &env->ring[(env->ring_head + i) % env->ring_cap];
     fw_change_unref(entry->change);
-    fw_shared_unref(entry->frame);
+    for (int f = 0; f < FW_FRAME_FORMATS; f++)
+      fw_shared_unref(entry->frames[f]);
   }
   env->ring_head = env->ring_count = env->ring_bytes = 0;
 }
@@ -254,7 +289,8 @@ static int ring_push(struct hub_env *env, struct fw_change *change, size_t bound
     struct ring_entry *oldest = ring_at(env, 0);
     env->ring_bytes -= change_bytes(oldest->change);
     fw_change_unref(oldest->change);
-    fw_shared_unref(oldest->frame);
+    for (int f = 0; f < FW_FRAME_FORMATS; f++)
+      fw_shared_unref(oldest->frames[f]);
     env->ring_head = (env->ring_head + 1) % env->ring_cap;
     env->ring_count--;
   }
@@ -352,6 +388,14 @@ static int tombstone_note(struct hub_env *env, const struct fw_change *change, b
 }
 
 static void env_free(struct hub_env *env) {
+  for (size_t b = 0; b < env->bucket_count; b++)
+    while (env->buckets[b]) {
+      struct context_group *group = env->buckets[b];
+      env->buckets[b] = group->next;
+      fw_eval_context_free(group->context);
+      free(group);
+    }
+  free(env->buckets);
   ring_clear(env);
   free(env->ring);
   for (size_t i = 0; i < env->tombstone_count; i++)
@@ -362,10 +406,86 @@ static void env_free(struct hub_env *env) {
 
 /* ---- writing to subscribers ---- */
 
-static void subscriber_detach(struct subscriber *sub) {
-  struct hub_env *env = sub->env;
-  if (!env)
+static size_t bucket_of(size_t bucket_count, const uint8_t digest[32]) {
+  uint64_t h;
+  memcpy(&h, digest, sizeof h);
+  return (size_t)(h & (bucket_count - 1));
+}
+
+/* Drops a stream's membership of its context group, and the group with its last. */
+static void group_leave(struct hub_env *env, struct context_group *group) {
+  if (--group->members)
     return;
+  struct context_group **link = &env->buckets[bucket_of(env->bucket_count, group->digest)];
+  while (*link != group)
+    link = &(*link)->next;
+  *link = group->next;
+  env->group_count--;
+  fw_eval_context_free(group->context);
+  free(group);
+}
+
+/* Puts a values stream into the group of its context, taking over `*context` (set to NULL)
+ * when it starts a new group. FW_ENOMEM. */
+static int group_join(struct hub_env *env, struct subscriber *sub,
+                      struct fw_eval_context **context) {
+  uint8_t digest[32];
+  fw_eval_context_digest(*context, digest);
+  if (env->group_count >= env->bucket_count) {
+    size_t count = env->bucket_count ? env->bucket_count * 2 : 8;
+    struct context_group **buckets = calloc(count, sizeof *buckets);
+    if (!buckets)
+      return FW_ENOMEM;
+    for (size_t b = 0; b < env->bucket_count; b++)
+      while (env->buckets[b]) {
+        struct context_group *group = env->buckets[b];
+        env->buckets[b] = group->next;
+        size_t at = bucket_of(count, group->digest);
+        group->next = buckets[at];
+        buckets[at] = group;
+      }
+    free(env->buckets);
+    env->buckets = buckets;
+    env->bucket_count = count;
+  }
+  struct context_group **bucket = &env->buckets[bucket_of(env->bucket_count, digest)];
+  for (struct context_group *group = *bucket; group; group = group->next)
+    if (!memcmp(group->digest, digest, sizeof digest)) {
+      group->members++;
+      sub->group = group;
+      return FW_OK;
+    }
+  struct context_group *group = calloc(1, sizeof *group);
+  if (!group)
+    return FW_ENOMEM;
+  memcpy(group->digest, digest, sizeof digest);
+  group->context = *context;
+  *context = NULL;
+  group->members = 1;
+  group->next = *bucket;
+  *bucket = group;
+  env->group_count++;
+  sub->group = group;
+  return FW_OK;
+}
+
+/* Links a stream at the head of its environment's list: no delivery queued before now
+ * visits it. */
+static void subscriber_attach(struct hub_env *env, struct subscriber *sub) {
+  sub->env = env;
+  sub->prev = NULL;
+  sub->next = env->subscribers;
+  if (env->subscribers)
+    env->subscribers->prev = sub;
+  env->subscribers = sub;
+  env->subscriber_count++;
+}
+
+static void subscriber_unlink(struct subscriber *sub) {
+  struct hub_env *env = sub->env;
+  for (struct delivery *d = sub->loop->deliveries; d; d = d->next)
+    if (d->next_sub == sub)
+      d->next_sub = sub->next;
   if (sub->prev)
     sub->prev->next = sub->next;
   else
@@ -375,17 +495,26 @@ static void subscriber_detach(struct subscriber *sub) {
   env->subscriber_count--;
   sub->env = NULL;
   sub->prev = sub->next = NULL;
-  struct context_group *group = sub->group;
-  if (group && --group->members == 0) {
-    struct context_group **link = &env->groups;
-    while (*link != group)
-      link = &(*link)->next;
-    *link = group->next;
-    fw_eval_context_free(group->context);
-    free(group->text);
-    free(group);
-  }
+}
+
+/* Takes a stream out of its environment: it receives nothing more. */
+static void subscriber_detach(struct subscriber *sub) {
+  struct hub_env *env = sub->env;
+  if (!env)
+    return;
+  subscriber_unlink(sub);
+  if (sub->group)
+    group_leave(env, sub->group);
   sub->group = NULL;
+}
+
+/* The WebSocket close code that follows a goodbye (docs/protocol.md 6.3). */
+static uint16_t goodbye_close_code(const char *reason) {
+  if (!strcmp(reason, "shutdown"))
+    return FW_WS_CLOSE_GOING_AWAY;
+  if (!strcmp(reason, "key_expired"))
+    return FW_WS_CLOSE_POLICY;
+  return FW_WS_CLOSE_TRY_AGAIN_LATER;
 }
 
 /* Says goodbye with `reason` and a jittered reconnect delay, and closes. */
@@ -394,15 +523,23 @@ static void subscriber_end(struct subscriber *sub, const char *reason, uint64_t 
     return;
   sub->ended = true;
   subscriber_detach(sub);
-  char text[160];
+  char payload[96];
   int len =
-      snprintf(text, sizeof text,
-               "event: goodbye\ndata: {\"reason\":\"%s\",\"reconnect_after_ms\":%" PRIu64 "}\n\n",
+      snprintf(payload, sizeof payload, "{\"reason\":\"%s\",\"reconnect_after_ms\":%" PRIu64 "}",
                reason, reconnect_ms);
+  struct fw_buf buf;
+  fw_buf_init(&buf, sizeof payload + 64);
   /* A stream that cannot take its goodbye is closing already. */
-  bool said = fw_stream_write(sub->stream, text, (size_t)len) == FW_OK;
-  (void)said;
-  fw_stream_close(sub->stream);
+  if (len > 0 && (size_t)len < sizeof payload &&
+      fw_frame_append(&buf, sub->format, "goodbye", -1, payload, (size_t)len) == FW_OK) {
+    bool said = fw_stream_write(sub->stream, buf.data, buf.len) == FW_OK;
+    (void)said;
+  }
+  fw_buf_free(&buf);
+  if (sub->format == FW_FRAME_WS)
+    fw_stream_close_websocket(sub->stream, goodbye_close_code(reason), reason);
+  else
+    fw_stream_close(sub->stream);
 }
 
 /* Writes a frame; a stream that falls behind is told so and closed. */
@@ -441,7 +578,8 @@ enum frame_as { AS_CHANGE, AS_CREATED, AS_DELETED };
 
 /* The event of `change` for definitions streams, as the change says or as a creation or
  * deletion (a key entering or leaving what a filtered stream selects). */
-static int definitions_frame(const struct fw_change *change, enum frame_as as, struct fw_buf *out) {
+static int definitions_frame(const struct fw_change *change, enum frame_as as,
+                             enum fw_frame_format format, struct fw_buf *out) {
   const char *event;
   enum fw_change_kind kind = change->kind;
   if (as == AS_CREATED)
@@ -468,7 +606,8 @@ static int definitions_frame(const struct fw_change *change, enum frame_as as, s
     event = "segment_updated";
     break;
   }
-  int rc = frame_begin(out, event, change->revision);
+  struct fw_frame frame;
+  int rc = fw_frame_begin(&frame, out, format, event, change->revision);
   if (!rc)
     rc = payload_begin(out, change->revision, change->key);
   if (rc)
@@ -502,20 +641,21 @@ static int definitions_frame(const struct fw_change *change, enum frame_as as, s
   if (!rc)
     rc = fw_buf_append_char(out, '}');
   if (!rc)
-    rc = frame_end(out);
+    rc = fw_frame_end(&frame);
   return rc;
 }
 
-/* The frame of a ring entry as the change says, made once and kept with the entry. */
-static struct fw_shared *entry_frame(struct ring_entry *entry) {
-  if (!entry->frame) {
+/* The frame of `change` as it says, made once and kept in `frames`. */
+static struct fw_shared *cached_frame(const struct fw_change *change, struct fw_shared **frames,
+                                      enum fw_frame_format format) {
+  if (!frames[format]) {
     struct fw_buf buf;
     fw_buf_init(&buf, FRAME_MAX);
-    if (definitions_frame(entry->change, AS_CHANGE, &buf) == FW_OK)
-      entry->frame = frame_from(&buf);
+    if (definitions_frame(change, AS_CHANGE, format, &buf) == FW_OK)
+      frames[format] = frame_from(&buf);
     fw_buf_free(&buf);
   }
-  return entry->frame;
+  return frames[format];
 }
 
 static bool family_is_flag(enum fw_change_kind kind) { return kind_family(kind) == 0; }
@@ -541,28 +681,34 @@ static bool definitions_selects(const struct subscriber *sub, const struct fw_ch
     return fw_hub_filter_config(filter, change->key);
   if (kind_family(change->kind) == 3)
     return false; /* environment-level rows: no stream carries them */
-  /* Segments go with flags. */
-  return !filter || (!filter->configs && !filter->all_configs) || filter->flags || filter->tags;
+  return fw_hub_filter_segments(filter);
 }
 
-/* Sends a ring entry to a definitions stream. */
-static void send_definitions(struct subscriber *sub, struct ring_entry *entry, const char *before,
-                             size_t before_len) {
+/* Sends a change to a definitions stream; `frames` caches its frame as the change says. */
+static void send_definitions(struct subscriber *sub, const struct fw_change *change,
+                             struct fw_shared **frames, const char *before, size_t before_len) {
   enum frame_as as;
-  if (!definitions_selects(sub, entry->change, before, before_len, &as))
+  if (!definitions_selects(sub, change, before, before_len, &as))
     return;
   if (as == AS_CHANGE) {
-    subscriber_send(sub, entry_frame(entry));
+    subscriber_send(sub, cached_frame(change, frames, sub->format));
     return;
   }
   struct fw_buf buf;
   fw_buf_init(&buf, FRAME_MAX);
-  if (definitions_frame(entry->change, as, &buf) == FW_OK)
+  if (definitions_frame(change, as, sub->format, &buf) == FW_OK)
     subscriber_send_buf(sub, &buf);
   fw_buf_free(&buf);
 }
 
 /* ---- values events (client keys) ---- */
+
+/* A flag's value event as a context group gets it: every group with the same result
+ * shares the same bytes (DESIGN.md 4.3: one fragment per flag, variant and reason). */
+struct value_fragment {
+  struct fw_eval_result result;
+  struct fw_shared *frames[2][FW_FRAME_FORMATS]; /* flag_updated, flag_created */
+};
 
 /* One flag or config whose value may have changed, for values streams. */
 struct value_item {
@@ -570,6 +716,10 @@ struct value_item {
   const char *key;
   bool config;
   const struct fw_change *config_change; /* configs: the change */
+  struct value_fragment *fragments;
+  size_t fragment_count, fragment_cap;
+  /* A flag's flag_deleted, or a config's event: the same for everyone. */
+  struct fw_shared *shared[FW_FRAME_FORMATS];
 };
 
 static bool same_result(const struct fw_eval_result *a, const struct fw_eval_result *b) {
@@ -582,9 +732,10 @@ static bool same_result(const struct fw_eval_result *a, const struct fw_eval_res
          (a->value.len == 0 || !memcmp(a->value.text, b->value.text, a->value.len));
 }
 
-static int values_frame(struct fw_buf *out, const char *event, int64_t revision, const char *key,
-                        const struct fw_eval_result *result) {
-  int rc = frame_begin(out, event, revision);
+static int values_frame(struct fw_buf *out, enum fw_frame_format format, const char *event,
+                        int64_t revision, const char *key, const struct fw_eval_result *result) {
+  struct fw_frame frame;
+  int rc = fw_frame_begin(&frame, out, format, event, revision);
   if (!rc)
     rc = payload_begin(out, revision, key);
   if (!rc && result) {
@@ -595,7 +746,7 @@ static int values_frame(struct fw_buf *out, const char *event, int64_t revision,
   if (!rc)
     rc = fw_buf_append_char(out, '}');
   if (!rc)
-    rc = frame_end(out);
+    rc = fw_frame_end(&frame);
   return rc;
 }
 
@@ -611,45 +762,72 @@ static bool value_visible(const struct fw_project_node *project, const struct fw
   return fw_hub_filter_flag(filter, state->key, flag ? flag->doc : NULL, flag ? flag->doc_len : 0);
 }
 
-/* What one context gets of one flag in a batch: computed once per context group, shared
- * by its streams. `now` borrows from the world being delivered. */
+/* What one context group gets of one flag in a delivery, computed once for the group. */
 struct value_outcome {
   bool computed;
-  bool was, is; /* client-visible before and after (before any stream's filter) */
-  bool changed; /* value, variant or reason differ */
-  struct fw_eval_result now;
-  struct fw_shared *frames[3]; /* flag_updated, flag_created, flag_deleted: made once */
+  bool was, is;    /* client-visible before and after (before any stream's filter) */
+  bool changed;    /* value, variant or reason differ */
+  size_t fragment; /* the item's fragment of the value now, when `is` */
 };
 
-static void outcome_compute(struct value_outcome *outcome, const struct value_item *item,
-                            const struct fw_env_node *before_env, const struct fw_env_node *env,
-                            const struct fw_eval_context *context) {
+/* The fragment of `item` for `result`, added when new. FW_ENOMEM. */
+static int fragment_find(struct value_item *item, const struct fw_eval_result *result,
+                         size_t *out) {
+  for (size_t i = 0; i < item->fragment_count; i++)
+    if (same_result(&item->fragments[i].result, result)) {
+      *out = i;
+      return FW_OK;
+    }
+  if (item->fragment_count == item->fragment_cap) {
+    size_t cap = item->fragment_cap ? item->fragment_cap * 2 : 4;
+    struct value_fragment *grown = realloc(item->fragments, cap * sizeof *grown);
+    if (!grown)
+      return FW_ENOMEM;
+    item->fragments = grown;
+    item->fragment_cap = cap;
+  }
+  item->fragments[item->fragment_count] = (struct value_fragment){.result = *result};
+  *out = item->fragment_count++;
+  return FW_OK;
+}
+
+static int outcome_compute(struct value_outcome *outcome, struct value_item *item,
+                           const struct fw_env_node *before_env, const struct fw_env_node *env,
+                           const struct fw_eval_context *context) {
   const struct fw_object *old_state = before_env ? fw_env_state(before_env, item->key) : NULL;
   const struct fw_object *new_state = env ? fw_env_state(env, item->key) : NULL;
-  outcome->computed = true;
   outcome->was = value_visible(NULL, old_state, NULL);
   outcome->is = value_visible(NULL, new_state, NULL);
-  if (outcome->is)
-    fw_compiled_evaluate(env, new_state, context, &outcome->now);
+  struct fw_eval_result now;
+  if (outcome->is) {
+    fw_compiled_evaluate(env, new_state, context, &now);
+    if (fragment_find(item, &now, &outcome->fragment) != FW_OK)
+      return FW_ENOMEM;
+  }
   outcome->changed = true;
   if (outcome->was && outcome->is) {
     struct fw_eval_result before;
     fw_compiled_evaluate(before_env, old_state, context, &before);
-    outcome->changed = !same_result(&before, &outcome->now);
+    outcome->changed = !same_result(&before, &now);
   }
+  outcome->computed = true;
+  return FW_OK;
 }
+
+static const char *const value_events[3] = {"flag_updated", "flag_created", "flag_deleted"};
 
 /* Sends one flag's value event to a values stream, from its group's outcome and its own
  * filter (a tag filter can make the flag enter or leave what it sees). */
-static void send_value(struct subscriber *sub, const struct value_item *item,
-                       struct value_outcome *outcome, const struct fw_project_node *before_project,
-                       const struct fw_env_node *before_env, const struct fw_project_node *project,
-                       const struct fw_env_node *env) {
-  if (!outcome->computed)
-    outcome_compute(outcome, item, before_env, env, sub->group ? sub->group->context : NULL);
+static void send_value(struct subscriber *sub, struct delivery *d, struct value_item *item,
+                       struct value_outcome *outcome) {
+  if (!outcome->computed && outcome_compute(outcome, item, d->before_env, d->env_node,
+                                            sub->group ? sub->group->context : NULL) != FW_OK) {
+    subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+    return;
+  }
   const struct fw_object *old_flag =
-      before_project ? fw_project_flag(before_project, item->key) : NULL;
-  const struct fw_object *new_flag = project ? fw_project_flag(project, item->key) : NULL;
+      d->before_project ? fw_project_flag(d->before_project, item->key) : NULL;
+  const struct fw_object *new_flag = d->project ? fw_project_flag(d->project, item->key) : NULL;
   bool was =
       outcome->was && fw_hub_filter_flag(sub->filter, item->key, old_flag ? old_flag->doc : NULL,
                                          old_flag ? old_flag->doc_len : 0);
@@ -659,16 +837,31 @@ static void send_value(struct subscriber *sub, const struct value_item *item,
   int which = is && was ? (outcome->changed ? 0 : -1) : is ? 1 : was ? 2 : -1;
   if (which < 0)
     return;
-  if (!outcome->frames[which]) {
-    static const char *const events[3] = {"flag_updated", "flag_created", "flag_deleted"};
+  struct value_fragment *fragment = which < 2 ? &item->fragments[outcome->fragment] : NULL;
+  struct fw_shared **frame =
+      fragment ? &fragment->frames[which][sub->format] : &item->shared[sub->format];
+  if (!*frame) {
     struct fw_buf buf;
     fw_buf_init(&buf, FRAME_MAX);
-    if (values_frame(&buf, events[which], item->revision, item->key,
-                     which == 2 ? NULL : &outcome->now) == FW_OK)
-      outcome->frames[which] = frame_from(&buf);
+    if (values_frame(&buf, sub->format, value_events[which], item->revision, item->key,
+                     fragment ? &fragment->result : NULL) == FW_OK)
+      *frame = frame_from(&buf);
     fw_buf_free(&buf);
   }
-  subscriber_send(sub, outcome->frames[which]);
+  subscriber_send(sub, *frame);
+}
+
+static void items_free(struct value_item *items, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    for (size_t f = 0; f < items[i].fragment_count; f++)
+      for (int w = 0; w < 2; w++)
+        for (int g = 0; g < FW_FRAME_FORMATS; g++)
+          fw_shared_unref(items[i].fragments[f].frames[w][g]);
+    free(items[i].fragments);
+    for (int g = 0; g < FW_FRAME_FORMATS; g++)
+      fw_shared_unref(items[i].shared[g]);
+  }
+  free(items);
 }
 
 /* ---- delivering a batch ---- */
@@ -680,7 +873,7 @@ static int compare_items(const void *a, const void *b) {
 
 /* The values items of `env`'s changes changes[0..count): each flag once at its last
  * revision, every flag of the environment when a segment changed, configs as they come.
- * Sorted by revision. Caller frees *out. */
+ * Sorted by revision. Caller frees *out with items_free. */
 static int collect_value_items(struct fw_change *const *changes, size_t count,
                                const struct fw_env_node *before_env, const struct fw_env_node *env,
                                struct value_item **out, size_t *out_count) {
@@ -700,7 +893,10 @@ static int collect_value_items(struct fw_change *const *changes, size_t count,
     const struct fw_change *change = changes[i];
     int family = kind_family(change->kind);
     if (family == 1) {
-      items[n++] = (struct value_item){change->revision, change->key, true, change};
+      items[n++] = (struct value_item){.revision = change->revision,
+                                       .key = change->key,
+                                       .config = true,
+                                       .config_change = change};
       continue;
     }
     if (family != 0)
@@ -709,7 +905,7 @@ static int collect_value_items(struct fw_change *const *changes, size_t count,
     for (size_t j = 0; j < n && !seen; j++)
       seen = !items[j].config && !strcmp(items[j].key, change->key);
     if (!seen)
-      items[n++] = (struct value_item){change->revision, change->key, false, NULL};
+      items[n++] = (struct value_item){.revision = change->revision, .key = change->key};
   }
   /* A segment's change can move any flag: every flag then counts, at the segment's
    * revision unless it changed later itself. */
@@ -721,7 +917,7 @@ static int collect_value_items(struct fw_change *const *changes, size_t count,
       for (size_t j = 0; j < n && !seen; j++)
         seen = !items[j].config && !strcmp(items[j].key, key);
       if (!seen)
-        items[n++] = (struct value_item){segment_revision, key, false, NULL};
+        items[n++] = (struct value_item){.revision = segment_revision, .key = key};
     }
   }
   qsort(items, n, sizeof *items, compare_items);
@@ -753,114 +949,194 @@ static void send_notice(struct subscriber *sub, const struct fw_env_node *env) {
 /* Tells a values stream to fetch its values (POST /v1/evaluate) after a jittered delay,
  * instead of sending them: the evaluation budget of this change ran out. */
 static void send_refetch(struct subscriber *sub, int64_t revision) {
-  char text[160];
-  int len = snprintf(text, sizeof text,
-                     "event: refetch\nid: %" PRId64 "\ndata: {\"rev\":%" PRId64
-                     ",\"after_ms\":%" PRIu64 "}\n\n",
-                     revision, revision, jitter(0, REFETCH_SPAN_MS));
+  char payload[96];
+  int len = snprintf(payload, sizeof payload, "{\"rev\":%" PRId64 ",\"after_ms\":%" PRIu64 "}",
+                     revision, jitter(0, REFETCH_SPAN_MS));
   fw_metric_add(&sub->loop->hub->refetches, 1);
-  if (fw_stream_write(sub->stream, text, (size_t)len) != FW_OK) {
-    sub->ended = true;
-    subscriber_detach(sub);
+  struct fw_buf buf;
+  fw_buf_init(&buf, sizeof payload + 64);
+  if (len > 0 && (size_t)len < sizeof payload &&
+      fw_frame_append(&buf, sub->format, "refetch", revision, payload, (size_t)len) == FW_OK)
+    subscriber_send_buf(sub, &buf);
+  else
+    subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+  fw_buf_free(&buf);
+}
+
+/* Readies a delivery's values work: the items, and an outcome per (group, item). */
+static int values_prepare(struct delivery *d) {
+  d->group_count = 0;
+  for (size_t b = 0; b < d->env->bucket_count; b++)
+    for (struct context_group *group = d->env->buckets[b]; group; group = group->next)
+      group->index = d->group_count++;
+  if (collect_value_items(d->changes, d->count, d->before_env, d->env_node, &d->items,
+                          &d->item_count) != FW_OK)
+    return FW_ENOMEM;
+  d->outcomes = calloc(d->group_count * d->item_count + 1, sizeof *d->outcomes);
+  if (!d->outcomes) {
+    items_free(d->items, d->item_count);
+    d->items = NULL;
+    d->item_count = 0;
+    return FW_ENOMEM;
+  }
+  return FW_OK;
+}
+
+/* Sends one values stream what the delivery holds for it. `slice_started_ns` is when this
+ * turn's slice began: values work is measured against --eval-budget across slices. */
+static void deliver_values(struct fw_hub *hub, struct delivery *d, struct subscriber *sub,
+                           uint64_t slice_started_ns) {
+  if (!d->outcomes) {
+    if (values_prepare(d) != FW_OK) {
+      /* Without memory to deliver, the stream is told to come back and catch up. */
+      subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+      return;
+    }
+    d->values_started_ns = uv_hrtime();
+  }
+  /* Past the budget the rest of the delivery's values streams are told to fetch their
+   * values themselves, so that one costly change cannot hold the loop. */
+  uint64_t spent_ns = d->values_spent_ns + (uv_hrtime() - slice_started_ns);
+  if (d->item_count && spent_ns / 1000000 >= hub->options.eval_budget_ms) {
+    send_refetch(sub, d->changes[d->count - 1]->revision);
+    return;
+  }
+  struct value_outcome *row = sub->group ? d->outcomes + sub->group->index * d->item_count : NULL;
+  for (size_t i = 0; row && i < d->item_count && !sub->ended; i++) {
+    struct value_item *item = &d->items[i];
+    if (item->config)
+      send_definitions(sub, item->config_change, item->shared, NULL, 0);
+    else
+      send_value(sub, d, item, &row[i]);
   }
 }
 
-/* Delivers one environment's changes of a batch, changes[0..count) in revision order,
- * to its subscribers. They are the last `count` entries of its ring, unless a gap or the
- * ring's bound dropped some (their frames are then made here). */
-static void deliver(struct fw_hub *hub, struct hub_env *henv, struct fw_change *const *changes,
-                    size_t count, const struct fw_world *previous, const struct fw_world *world) {
+/* Sends one subscriber what the delivery holds for it. */
+static void deliver_to(struct fw_hub *hub, struct delivery *d, struct subscriber *sub,
+                       uint64_t slice_started_ns) {
+  if (!carries_events(sub)) {
+    if (d->env_node)
+      send_notice(sub, d->env_node);
+  } else if (sub->definitions) {
+    for (size_t i = 0; i < d->count && !sub->ended; i++)
+      send_definitions(sub, d->changes[i], d->frames[i], d->befores[i].text, d->befores[i].len);
+  } else {
+    deliver_values(hub, d, sub, slice_started_ns);
+  }
+}
+
+static void delivery_free(struct delivery *d) {
+  for (size_t i = 0; i < d->count; i++) {
+    fw_change_unref(d->changes[i]);
+    for (int f = 0; d->frames && f < FW_FRAME_FORMATS; f++)
+      fw_shared_unref(d->frames[i][f]);
+  }
+  free(d->changes);
+  free(d->frames);
+  free(d->befores);
+  items_free(d->items, d->item_count);
+  free(d->outcomes);
+  fw_world_unref(d->previous);
+  fw_world_unref(d->world);
+  free(d);
+}
+
+/* Queues one environment's changes of a batch, changes[0..count) in revision order, for
+ * its subscribers of this moment. FW_ENOMEM. */
+static int delivery_queue(struct hub_loop *loop, struct hub_env *henv,
+                          struct fw_change *const *changes, size_t count,
+                          const struct fw_world *previous, const struct fw_world *world,
+                          uint64_t committed_ns) {
   if (!henv->subscribers)
-    return;
-  struct fw_project_node *before_project = NULL, *project = NULL;
-  struct fw_env_node *before_env = NULL, *env = NULL;
+    return FW_OK;
+  struct delivery *d = calloc(1, sizeof *d);
+  if (!d)
+    return FW_ENOMEM;
+  d->changes = calloc(count, sizeof *d->changes);
+  d->frames = calloc(count, sizeof *d->frames);
+  d->befores = calloc(count, sizeof *d->befores);
+  if (!d->changes || !d->frames || !d->befores) {
+    delivery_free(d);
+    return FW_ENOMEM;
+  }
+  d->env = henv;
+  d->count = count;
+  for (size_t i = 0; i < count; i++)
+    d->changes[i] = fw_change_ref(changes[i]);
+  d->previous = previous ? fw_world_ref((struct fw_world *)previous) : NULL;
+  d->world = fw_world_ref((struct fw_world *)world);
   if (previous)
-    fw_world_find_env(previous, henv->id, &before_project, &before_env);
-  fw_world_find_env(world, henv->id, &project, &env);
-  bool ring_holds = henv->ring_count >= count &&
-                    ring_at(henv, henv->ring_count - 1)->change == changes[count - 1];
-  struct value_item *items = NULL;
-  size_t item_count = 0, group_count = 0;
-  struct value_outcome *outcomes = NULL;
-  uint64_t values_started = 0;
-  struct subscriber *sub = henv->subscribers;
-  while (sub) {
-    struct subscriber *next = sub->next;
-    if (sub->kind != FW_HUB_EVENTS) {
-      if (env)
-        send_notice(sub, env);
-    } else if (sub->definitions) {
-      for (size_t i = 0; i < count && !sub->ended; i++) {
-        struct fw_change *change = changes[i];
-        /* The flag's definition before this change: an earlier change of the batch, or
-         * the previous world. */
-        const char *before = NULL;
-        size_t before_len = 0;
-        for (size_t j = i; j-- > 0;)
-          if (family_is_flag(changes[j]->kind) && !strcmp(changes[j]->key, change->key)) {
-            before = changes[j]->object;
-            before_len = changes[j]->object_len;
-            break;
-          }
-        if (!before && before_project) {
-          const struct fw_object *flag = fw_project_flag(before_project, change->key);
-          if (flag) {
-            before = flag->doc;
-            before_len = flag->doc_len;
-          }
-        }
-        struct ring_entry local = {.change = change};
-        struct ring_entry *entry =
-            ring_holds ? ring_at(henv, henv->ring_count - (count - i)) : &local;
-        send_definitions(sub, entry, before, before_len);
-        fw_shared_unref(local.frame);
+    fw_world_find_env(previous, henv->id, &d->before_project, &d->before_env);
+  fw_world_find_env(world, henv->id, &d->project, &d->env_node);
+  /* Each flag's definition before each change (for filters by tag): an earlier change of
+   * the batch, or the previous world. */
+  for (size_t i = 0; i < count; i++) {
+    const struct fw_change *change = changes[i];
+    for (size_t j = i; j-- > 0;)
+      if (family_is_flag(changes[j]->kind) && !strcmp(changes[j]->key, change->key)) {
+        d->befores[i] = (struct fw_rawjson){changes[j]->object, changes[j]->object_len};
+        break;
       }
-    } else {
-      if (!outcomes) {
-        values_started = uv_hrtime();
-        for (struct context_group *group = henv->groups; group; group = group->next)
-          group->index = group_count++;
-        if (collect_value_items(changes, count, before_env, env, &items, &item_count) != FW_OK ||
-            !(outcomes = calloc(group_count * item_count + 1, sizeof *outcomes))) {
-          /* Without memory to deliver, the stream is told to come back and catch up. */
-          subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
-          free(items);
-          items = NULL;
-          item_count = 0;
-          sub = next;
-          continue;
-        }
-      }
-      /* Past the budget the rest of the batch's values streams are told to fetch their
-       * values themselves, so that one costly change cannot hold the loop. */
-      if (item_count && (uv_hrtime() - values_started) / 1000000 >= hub->options.eval_budget_ms) {
-        send_refetch(sub, changes[count - 1]->revision);
-        sub = next;
-        continue;
-      }
-      struct value_outcome *row = sub->group ? outcomes + sub->group->index * item_count : NULL;
-      for (size_t i = 0; row && i < item_count && !sub->ended; i++) {
-        if (!items[i].config)
-          send_value(sub, &items[i], &row[i], before_project, before_env, project, env);
-        else if (fw_hub_filter_config(sub->filter, items[i].key)) {
-          struct fw_buf buf;
-          fw_buf_init(&buf, FRAME_MAX);
-          if (definitions_frame(items[i].config_change, AS_CHANGE, &buf) == FW_OK)
-            subscriber_send_buf(sub, &buf);
-          fw_buf_free(&buf);
-        }
-      }
+    if (!d->befores[i].text && d->before_project) {
+      const struct fw_object *flag = fw_project_flag(d->before_project, change->key);
+      if (flag)
+        d->befores[i] = (struct fw_rawjson){flag->doc, flag->doc_len};
     }
-    sub = next;
   }
-  if (outcomes) {
-    for (size_t i = 0; i < group_count * item_count; i++)
-      for (int f = 0; f < 3; f++)
-        fw_shared_unref(outcomes[i].frames[f]);
-    fw_metric_observe(&hub->values_fanout_latency, (uv_hrtime() - values_started) / 1000);
+  d->next_sub = henv->subscribers;
+  d->committed_ns = committed_ns;
+  if (loop->deliveries_tail)
+    loop->deliveries_tail->next = d;
+  else
+    loop->deliveries = d;
+  loop->deliveries_tail = d;
+  return FW_OK;
+}
+
+static void resume_deliveries(struct fw_loop_task *task, bool cancelled);
+
+/* Delivers queued batches, in order, to at most --fanout-slice subscribers; what is left
+ * continues on the loop's next turn, after what the network brought meanwhile. */
+static void run_deliveries(struct hub_loop *loop) {
+  struct fw_hub *hub = loop->hub;
+  size_t budget = hub->options.slice_subscribers ? hub->options.slice_subscribers : SIZE_MAX;
+  while (loop->deliveries && budget) {
+    struct delivery *d = loop->deliveries;
+    uint64_t slice_started = uv_hrtime();
+    bool values = false;
+    while (d->next_sub && budget) {
+      struct subscriber *sub = d->next_sub;
+      /* Moved on first: sending may end (and unlink) the stream. */
+      d->next_sub = sub->next;
+      values = values || (carries_events(sub) && !sub->definitions);
+      deliver_to(hub, d, sub, slice_started);
+      budget--;
+    }
+    if (values)
+      d->values_spent_ns += uv_hrtime() - slice_started;
+    if (d->next_sub)
+      break;
+    uint64_t now = uv_hrtime();
+    fw_metric_observe(&hub->fanout_latency, (now - d->committed_ns) / 1000);
+    if (d->outcomes)
+      fw_metric_observe(&hub->values_fanout_latency, (now - d->values_started_ns) / 1000);
+    loop->deliveries = d->next;
+    if (!loop->deliveries)
+      loop->deliveries_tail = NULL;
+    delivery_free(d);
   }
-  free(outcomes);
-  free(items);
+  if (loop->deliveries && !loop->resume_posted && hub->server) {
+    loop->resume_posted = true;
+    loop->resume.run = resume_deliveries;
+    fw_server_post(hub->server, loop->index, &loop->resume);
+  }
+}
+
+static void resume_deliveries(struct fw_loop_task *task, bool cancelled) {
+  struct hub_loop *loop = (struct hub_loop *)((char *)task - offsetof(struct hub_loop, resume));
+  loop->resume_posted = false;
+  if (!cancelled)
+    run_deliveries(loop);
 }
 
 /* Ends every stream of an environment whose changes this loop could not follow (a gap
@@ -947,7 +1223,8 @@ void fw_hub_on_adopt(void *ctx, unsigned index, const struct fw_world *previous,
     struct hub_env *env = env_find(loop, id);
     if (env) {
       fw_metric_add(&hub->events_published, (int64_t)n);
-      deliver(hub, env, mine, n, previous, world);
+      if (delivery_queue(loop, env, mine, n, previous, world, batch->committed_ns) != FW_OK)
+        resync(env);
     }
   }
   if (count && (!mine || !done))
@@ -971,8 +1248,7 @@ void fw_hub_on_adopt(void *ctx, unsigned index, const struct fw_world *previous,
   }
   if (!previous || previous->credentials != world->credentials)
     check_keys(hub, loop, world);
-  if (count)
-    fw_metric_observe(&hub->fanout_latency, (uv_hrtime() - batch->committed_ns) / 1000);
+  run_deliveries(loop);
 }
 
 /* ---- starting a stream: snapshot, replay or catch-up ---- */
@@ -981,14 +1257,15 @@ static void send_snapshot(struct subscriber *sub, const struct fw_project_node *
                           const struct fw_env_node *env) {
   struct fw_buf buf;
   fw_buf_init(&buf, FRAME_MAX);
-  int rc = frame_begin(&buf, "snapshot", env->revision);
+  struct fw_frame frame;
+  int rc = fw_frame_begin(&frame, &buf, sub->format, "snapshot", env->revision);
   if (!rc)
     rc = sub->definitions
              ? fw_hub_render_definitions(&buf, project, env, sub->filter, true)
              : fw_hub_render_values(&buf, project, env, true,
                                     sub->group ? sub->group->context : NULL, sub->filter, true);
   if (!rc)
-    rc = frame_end(&buf);
+    rc = fw_frame_end(&frame);
   if (rc)
     subscriber_end(sub, "overloaded", jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS));
   else
@@ -998,14 +1275,15 @@ static void send_snapshot(struct subscriber *sub, const struct fw_project_node *
 
 /* Appends the definitions event of a key's current state (`object`, NULL when deleted) at
  * `revision`, as if it were the change that made it. */
-static int append_current(struct fw_buf *out, enum fw_change_kind kind, int64_t revision,
-                          const char *key, const char *object, size_t object_len) {
+static int append_current(struct fw_buf *out, enum fw_frame_format format, enum fw_change_kind kind,
+                          int64_t revision, const char *key, const char *object,
+                          size_t object_len) {
   const struct fw_change change = {.kind = kind,
                                    .revision = revision,
                                    .key = (char *)key,
                                    .object = (char *)object,
                                    .object_len = object ? object_len : 0};
-  return definitions_frame(&change, AS_CHANGE, out);
+  return definitions_frame(&change, AS_CHANGE, format, out);
 }
 
 /* One key to catch up on. */
@@ -1074,21 +1352,22 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
     if (item->family == 1) {
       if (!fw_hub_filter_config(sub->filter, item->key))
         continue;
-      rc = append_current(&buf, item->object ? FW_CHANGE_CONFIG_UPDATED : FW_CHANGE_CONFIG_DELETED,
+      rc = append_current(&buf, sub->format,
+                          item->object ? FW_CHANGE_CONFIG_UPDATED : FW_CHANGE_CONFIG_DELETED,
                           item->revision, item->key, item->object ? item->object->doc : NULL,
                           item->object ? item->object->doc_len : 0);
       continue;
     }
     if (item->family == 2) {
       const struct fw_object *segment = fw_project_segment(project, item->key);
-      if (sub->filter && sub->filter->configs && !sub->filter->flags && !sub->filter->tags)
+      if (!fw_hub_filter_segments(sub->filter))
         continue;
       struct fw_buf view;
       fw_buf_init(&view, FRAME_MAX);
       if (item->object && segment)
         rc = fw_render_env_segment(&view, segment, item->object);
       if (!rc)
-        rc = append_current(&buf, FW_CHANGE_SEGMENT_UPDATED, item->revision, item->key,
+        rc = append_current(&buf, sub->format, FW_CHANGE_SEGMENT_UPDATED, item->revision, item->key,
                             item->object && segment ? view.data : NULL, view.len);
       fw_buf_free(&view);
       continue;
@@ -1106,19 +1385,19 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
               ? tombstone_find((struct hub_env *)henv, FW_CHANGE_FLAG_DELETED, item->key)
               : NULL;
       if (!flag || sub->definitions || (t && t->hidden && t->revision > after))
-        rc = values_frame(&buf, "flag_deleted", item->revision, item->key, NULL);
+        rc = values_frame(&buf, sub->format, "flag_deleted", item->revision, item->key, NULL);
     } else if (sub->definitions) {
       struct fw_buf view;
       fw_buf_init(&view, FRAME_MAX);
       rc = fw_render_env_flag(&view, flag, item->object);
       if (!rc)
-        rc = append_current(&buf, FW_CHANGE_FLAG_UPDATED, item->revision, item->key, view.data,
-                            view.len);
+        rc = append_current(&buf, sub->format, FW_CHANGE_FLAG_UPDATED, item->revision, item->key,
+                            view.data, view.len);
       fw_buf_free(&view);
     } else {
       struct fw_eval_result result;
       fw_compiled_evaluate(env, item->object, context, &result);
-      rc = values_frame(&buf, "flag_updated", item->revision, item->key, &result);
+      rc = values_frame(&buf, sub->format, "flag_updated", item->revision, item->key, &result);
     }
   }
   free(items);
@@ -1156,7 +1435,7 @@ static void send_replay(struct subscriber *sub, struct hub_env *henv,
         before_len = flag->doc_len;
       }
     }
-    send_definitions(sub, entry, before, before_len);
+    send_definitions(sub, entry->change, entry->frames, before, before_len);
   }
 }
 
@@ -1180,6 +1459,21 @@ static enum resume_outcome resume_outcome(const struct subscriber *sub, const st
   if (start->cursor >= henv->tombstone_floor)
     return RESUME_CATCH_UP;
   return RESUME_SNAPSHOT;
+}
+
+/* Sends a stream what it needs from sub->start on: nothing, a replay, a catch-up or a
+ * snapshot (DESIGN.md 4.1). */
+static void bring_up_to_date(struct subscriber *sub, const struct fw_project_node *project,
+                             const struct fw_env_node *env) {
+  struct fw_hub *hub = sub->loop->hub;
+  enum resume_outcome outcome = resume_outcome(sub, sub->env, env);
+  fw_metric_add(&hub->resumes[outcome], 1);
+  if (outcome == RESUME_SNAPSHOT)
+    send_snapshot(sub, project, env);
+  else if (outcome == RESUME_REPLAY)
+    send_replay(sub, sub->env, project);
+  else if (outcome == RESUME_CATCH_UP)
+    send_catch_up(sub, sub->env, project, env);
 }
 
 static void start_stream(struct fw_stream *stream, struct subscriber *sub) {
@@ -1214,14 +1508,7 @@ static void start_stream(struct fw_stream *stream, struct subscriber *sub) {
       send_notice(sub, env);
     return;
   }
-  enum resume_outcome outcome = resume_outcome(sub, sub->env, env);
-  fw_metric_add(&hub->resumes[outcome], 1);
-  if (outcome == RESUME_SNAPSHOT)
-    send_snapshot(sub, project, env);
-  else if (outcome == RESUME_REPLAY)
-    send_replay(sub, sub->env, project);
-  else if (outcome == RESUME_CATCH_UP)
-    send_catch_up(sub, sub->env, project, env);
+  bring_up_to_date(sub, project, env);
 }
 
 static void on_stream_start(struct fw_stream *stream, void *ctx) {
@@ -1242,7 +1529,7 @@ static void on_stream_timer(struct fw_stream *stream, void *ctx) {
     subscriber_end(sub, "key_expired", 0);
     return;
   }
-  subscriber_send(sub, hub->heartbeat);
+  subscriber_send(sub, sub->format == FW_FRAME_WS ? hub->ping : hub->heartbeat);
   if (sub->ended)
     return;
   uint64_t next = hub->options.heartbeat_ms;
@@ -1295,37 +1582,10 @@ static bool take_token(struct fw_hub *hub, struct hub_loop *loop, uint64_t now_m
   return true;
 }
 
-/* Puts a values stream into the group of its context, taking the request's context
- * when it starts a new group. */
-static int join_group(struct hub_env *env, struct subscriber *sub, struct fw_hub_request *request) {
-  for (struct context_group *group = env->groups; group; group = group->next)
-    if (group->len == request->context_len &&
-        (group->len == 0 || !memcmp(group->text, request->context_text, group->len))) {
-      group->members++;
-      sub->group = group;
-      return FW_OK;
-    }
-  struct context_group *group = calloc(1, sizeof *group);
-  if (!group)
-    return FW_ENOMEM;
-  group->text = request->context_text;
-  group->len = request->context_len;
-  group->context = request->context;
-  group->members = 1;
-  request->context_text = NULL;
-  request->context = NULL;
-  group->next = env->groups;
-  env->groups = group;
-  sub->group = group;
-  return FW_OK;
-}
-
 void fw_hub_request_free(struct fw_hub_request *request) {
   fw_hub_filter_free(&request->filter);
   fw_eval_context_free(request->context);
-  free(request->context_text);
   request->context = NULL;
-  request->context_text = NULL;
 }
 
 int fw_hub_subscribe(struct fw_hub *hub, struct fw_http_response *res,
@@ -1368,7 +1628,7 @@ int fw_hub_subscribe(struct fw_hub *hub, struct fw_http_response *res,
   sub->admitted = open < atomic_load_explicit(&hub->stream_cap, memory_order_relaxed) &&
                   take_token(hub, loop, fw_time_mono_ms());
   if (sub->admitted && !sub->definitions && sub->kind == FW_HUB_EVENTS &&
-      join_group(env, sub, request) != FW_OK)
+      group_join(env, sub, &request->context) != FW_OK)
     sub->admitted = false; /* it says goodbye and comes back */
   if (!sub->admitted)
     atomic_fetch_sub(&hub->streams, 1);
@@ -1381,15 +1641,9 @@ int fw_hub_subscribe(struct fw_hub *hub, struct fw_http_response *res,
   struct fw_stream *stream;
   if (!rc)
     rc = fw_http_response_stream(res, &stream_hooks, sub, &stream);
-  if (sub->admitted) {
-    /* Linked now, so that a failure below is undone by subscriber_detach. */
-    sub->env = env;
-    sub->next = env->subscribers;
-    if (env->subscribers)
-      env->subscribers->prev = sub;
-    env->subscribers = sub;
-    env->subscriber_count++;
-  }
+  /* Linked now, so that a failure below is undone by subscriber_detach. */
+  if (sub->admitted)
+    subscriber_attach(env, sub);
   if (rc) {
     /* Not a stream: nothing will call on_close. */
     subscriber_detach(sub);
@@ -1403,6 +1657,209 @@ int fw_hub_subscribe(struct fw_hub *hub, struct fw_http_response *res,
   sub->stream = stream;
   if (sub->admitted)
     fw_metric_add(&hub->streams_open[sub->kind], 1);
+  return FW_OK;
+}
+
+/* ---- WebSockets ---- */
+
+static struct subscriber *socket_sub(struct fw_hub_socket *socket) {
+  return (struct subscriber *)socket;
+}
+
+/* Sends a message built here or by the socket's handler: `payload` is the object's text
+ * without `type` and `rev`, which the frame puts first. */
+static void socket_send(struct subscriber *sub, const char *event, int64_t revision,
+                        const char *payload, size_t len) {
+  if (sub->ended)
+    return;
+  struct fw_buf buf;
+  fw_buf_init(&buf, FRAME_MAX);
+  if (fw_frame_append(&buf, FW_FRAME_WS, event, revision, payload, len) == FW_OK)
+    subscriber_send_buf(sub, &buf);
+  else
+    subscriber_end(sub, "overloaded", jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS));
+  fw_buf_free(&buf);
+}
+
+static void on_socket_start(struct fw_stream *stream, void *ctx) {
+  struct subscriber *sub = ctx;
+  struct fw_hub *hub = sub->loop->hub;
+  struct fw_project_node *project;
+  struct fw_env_node *env;
+  if (!fw_world_find_env(sub->loop->world, sub->env->id, &project, &env)) {
+    subscriber_end(sub, "key_expired", 0);
+    return;
+  }
+  fw_stream_schedule(stream, jitter(hub->options.heartbeat_ms / 2, hub->options.heartbeat_ms / 2));
+  char epoch[40];
+  fw_hub_env_epoch(env, epoch);
+  struct fw_buf payload;
+  fw_buf_init(&payload, 1024);
+  int rc = fw_buf_append_str(&payload, "{\"environment\":");
+  if (!rc)
+    rc = fw_json_append_string(&payload, env->env->key, strlen(env->env->key));
+  if (!rc)
+    rc = fw_buf_appendf(&payload, ",\"epoch\":\"%s\",\"audience\":\"%s\"}", epoch,
+                        sub->definitions ? "definitions" : "values");
+  if (rc)
+    subscriber_end(sub, "overloaded", jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS));
+  else
+    socket_send(sub, "connected", env->revision, payload.data, payload.len);
+  fw_buf_free(&payload);
+}
+
+static void on_socket_message(struct fw_stream *stream, const char *text, size_t len, void *ctx) {
+  (void)stream;
+  struct subscriber *sub = ctx;
+  struct fw_hub *hub = sub->loop->hub;
+  if (!sub->ended && hub->socket_handler)
+    hub->socket_handler((struct fw_hub_socket *)sub, text, len, hub->socket_ctx);
+}
+
+static const struct fw_stream_hooks socket_hooks = {
+    .on_start = on_socket_start,
+    .on_timer = on_stream_timer,
+    .on_drain = on_stream_drain,
+    .on_close = on_stream_close,
+    .on_message = on_socket_message,
+};
+
+void fw_hub_set_socket_handler(struct fw_hub *hub, fw_hub_socket_handler handler, void *ctx) {
+  hub->socket_handler = handler;
+  hub->socket_ctx = ctx;
+}
+
+int fw_hub_open_socket(struct fw_hub *hub, struct fw_http_response *res,
+                       struct fw_hub_request *request, const char *accept) {
+  struct hub_loop *loop = &hub->loops[fw_http_response_loop(res)];
+  struct fw_project_node *project;
+  struct fw_env_node *node;
+  size_t open = atomic_fetch_add(&hub->streams, 1);
+  if (open >= atomic_load_explicit(&hub->stream_cap, memory_order_relaxed) ||
+      !take_token(hub, loop, fw_time_mono_ms())) {
+    atomic_fetch_sub(&hub->streams, 1);
+    fw_metric_add(&hub->overload_closes, 1);
+    fw_hub_request_free(request);
+    return FW_EBUSY;
+  }
+  struct subscriber *sub = calloc(1, sizeof *sub);
+  struct fw_hub_filter *filter = calloc(1, sizeof *filter);
+  struct hub_env *env =
+      sub && filter && fw_world_find_env(loop->world, request->environment_id, &project, &node)
+          ? env_get(loop, request->environment_id, node->revision)
+          : NULL;
+  if (!env) {
+    atomic_fetch_sub(&hub->streams, 1);
+    free(sub);
+    free(filter);
+    fw_hub_request_free(request);
+    return FW_ENOMEM;
+  }
+  filter->exact = true; /* nothing until the client subscribes */
+  *sub = (struct subscriber){.loop = loop,
+                             .filter = filter,
+                             .kind = FW_HUB_SOCKET,
+                             .format = FW_FRAME_WS,
+                             .definitions = request->definitions,
+                             .admitted = true};
+  memcpy(sub->key_hash, request->key_hash, sizeof sub->key_hash);
+  fw_hub_request_free(request);
+  subscriber_attach(env, sub);
+  struct fw_stream *stream;
+  if (fw_http_response_websocket(res, accept, &socket_hooks, sub, &stream) != FW_OK) {
+    /* Not upgraded: nothing will call on_close. */
+    subscriber_detach(sub);
+    atomic_fetch_sub(&hub->streams, 1);
+    free_filter(sub->filter);
+    free(sub);
+    return FW_ENOMEM;
+  }
+  sub->stream = stream;
+  fw_metric_add(&hub->streams_open[FW_HUB_SOCKET], 1);
+  return FW_OK;
+}
+
+bool fw_hub_socket_scope(struct fw_hub_socket *socket, const struct fw_project_node **project,
+                         const struct fw_env_node **env, bool *definitions) {
+  struct subscriber *sub = socket_sub(socket);
+  struct fw_project_node *p;
+  struct fw_env_node *e;
+  if (sub->ended || !sub->env || !fw_world_find_env(sub->loop->world, sub->env->id, &p, &e))
+    return false;
+  *project = p;
+  *env = e;
+  *definitions = sub->definitions;
+  return true;
+}
+
+void fw_hub_socket_send(struct fw_hub_socket *socket, const char *type, int64_t revision,
+                        const char *payload, size_t len) {
+  socket_send(socket_sub(socket), type, revision, payload, len);
+}
+
+/* `subscribed`: the socket's channels and the revision it is brought to. */
+static void send_subscribed(struct subscriber *sub, const struct fw_env_node *env, const char *id,
+                            size_t id_len) {
+  struct fw_buf payload;
+  fw_buf_init(&payload, FRAME_MAX);
+  int rc = fw_buf_append_char(&payload, '{');
+  if (!rc && id) {
+    rc = fw_buf_append_str(&payload, "\"id\":");
+    if (!rc)
+      rc = fw_buf_append(&payload, id, id_len);
+    if (!rc)
+      rc = fw_buf_append_char(&payload, ',');
+  }
+  if (!rc)
+    rc = fw_buf_append_str(&payload, "\"channels\":");
+  if (!rc)
+    rc = fw_hub_filter_append_channels(&payload, sub->filter);
+  if (!rc)
+    rc = fw_buf_append_char(&payload, '}');
+  if (rc)
+    subscriber_end(sub, "overloaded", jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS));
+  else
+    socket_send(sub, "subscribed", env->revision, payload.data, payload.len);
+  fw_buf_free(&payload);
+}
+
+int fw_hub_socket_subscribe(struct fw_hub_socket *socket,
+                            const struct fw_hub_socket_change *change) {
+  struct subscriber *sub = socket_sub(socket);
+  const struct fw_project_node *project;
+  const struct fw_env_node *env;
+  bool definitions;
+  if (!fw_hub_socket_scope(socket, &project, &env, &definitions))
+    return FW_OK;
+  int rc = change->unsubscribe ? fw_hub_filter_remove(sub->filter, change->channels)
+                               : fw_hub_filter_merge(sub->filter, change->channels);
+  if (rc)
+    return rc;
+  if (change->unsubscribe) {
+    send_subscribed(sub, env, change->id, change->id_len);
+    return FW_OK;
+  }
+  struct hub_env *henv = sub->env;
+  /* To the head of the list: the deliveries queued before now hold changes that what is
+   * sent below already covers. */
+  subscriber_unlink(sub);
+  subscriber_attach(henv, sub);
+  if (!definitions && (change->replace_context || !sub->group)) {
+    if (sub->group)
+      group_leave(henv, sub->group);
+    sub->group = NULL;
+    if (group_join(henv, sub, change->context) != FW_OK) {
+      subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+      return FW_OK;
+    }
+  }
+  send_subscribed(sub, env, change->id, change->id_len);
+  struct start_point start = {.has_cursor = change->has_cursor, .cursor = change->cursor};
+  memcpy(start.epoch, change->epoch, sizeof start.epoch);
+  sub->start = &start;
+  if (!sub->ended)
+    bring_up_to_date(sub, project, env);
+  sub->start = NULL;
   return FW_OK;
 }
 
@@ -1557,7 +2014,10 @@ int fw_hub_new(const struct fw_hub_options *options, struct fw_store *store,
   hub->loops = calloc(loop_count, sizeof *hub->loops);
   static const char heartbeat[] = ": heartbeat\n\n";
   hub->heartbeat = fw_shared_new(heartbeat, sizeof heartbeat - 1);
-  int rc = hub->loops && hub->heartbeat ? register_metrics(hub) : FW_ENOMEM;
+  uint8_t ping[10];
+  size_t ping_len = fw_ws_frame_header(ping, FW_WS_PING, 0);
+  hub->ping = fw_shared_new((const char *)ping, ping_len);
+  int rc = hub->loops && hub->heartbeat && hub->ping ? register_metrics(hub) : FW_ENOMEM;
   uint64_t now = fw_time_mono_ms();
   for (unsigned l = 0; !rc && l < loop_count; l++)
     hub->loops[l] = (struct hub_loop){.hub = hub,
@@ -1579,6 +2039,8 @@ int fw_hub_new(const struct fw_hub_options *options, struct fw_store *store,
   return FW_OK;
 }
 
+void fw_hub_attach_server(struct fw_hub *hub, struct fw_server *server) { hub->server = server; }
+
 void fw_hub_set_stream_cap(struct fw_hub *hub, size_t cap) {
   atomic_store_explicit(&hub->stream_cap, cap, memory_order_relaxed);
 }
@@ -1588,6 +2050,11 @@ void fw_hub_free(struct fw_hub *hub) {
     return;
   for (unsigned l = 0; hub->loops && l < hub->loop_count; l++) {
     struct hub_loop *loop = &hub->loops[l];
+    while (loop->deliveries) {
+      struct delivery *d = loop->deliveries;
+      loop->deliveries = d->next;
+      delivery_free(d);
+    }
     for (size_t e = 0; e < loop->env_count; e++)
       env_free(loop->envs[e]);
     free(loop->envs);
@@ -1595,5 +2062,6 @@ void fw_hub_free(struct fw_hub *hub) {
   }
   free(hub->loops);
   fw_shared_unref(hub->heartbeat);
+  fw_shared_unref(hub->ping);
   free(hub);
 }

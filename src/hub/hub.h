@@ -24,6 +24,8 @@
 #include "store/store.h"
 #include "util/buf.h"
 
+struct fw_server;
+
 struct fw_hub_options {
   size_t ring_bytes;         /* replay ring of an environment, per loop */
   uint64_t heartbeat_ms;     /* between heartbeats of a stream */
@@ -33,14 +35,17 @@ struct fw_hub_options {
   unsigned accept_rate;      /* new streams per second per loop (the bucket holds as many) */
   int64_t tombstone_days;    /* how long deletions are kept for catching up */
   uint64_t eval_budget_ms;   /* values work per change and loop before streams get refetch */
+  size_t slice_subscribers;  /* subscribers a loop delivers to per turn (0: no limit) */
 };
 
 /* What a stream selects: flag keys, tags, config keys (comma-separated lists as given,
- * NULL when absent). No list at all selects everything. */
+ * NULL when absent). No list at all selects everything, unless `exact`. */
 struct fw_hub_filter {
   char **flags, **tags, **configs;
   size_t flag_count, tag_count, config_count;
-  bool all_configs; /* configs=* */
+  bool all_flags;   /* a WebSocket's `flags` channel */
+  bool all_configs; /* configs=*, or a WebSocket's `configs` channel */
+  bool exact;       /* selects only what the lists and all_* say, nothing when empty */
 };
 
 /* Parses the filters of a request's query (`flags`, `tags`, `configs`). False with
@@ -55,6 +60,23 @@ bool fw_hub_filter_flag(const struct fw_hub_filter *filter, const char *key, con
                         size_t doc_len);
 /* Whether `filter` selects config `key`. */
 bool fw_hub_filter_config(const struct fw_hub_filter *filter, const char *key);
+/* Whether `filter` selects segments (which go with flags, to definitions streams). */
+bool fw_hub_filter_segments(const struct fw_hub_filter *filter);
+
+/* WebSocket channels (`flags`, `flags.<key>`, `tags.<tag>`, `configs`, `configs.<key>`)
+ * as a filter: fw_hub_filter_merge adds those of `more` to `filter`, fw_hub_filter_remove
+ * takes them out. FW_ETOOBIG past 256 channels in all (the filter is then unchanged),
+ * FW_ENOMEM. */
+FW_MUST_CHECK int fw_hub_filter_merge(struct fw_hub_filter *filter,
+                                      const struct fw_hub_filter *more);
+FW_MUST_CHECK int fw_hub_filter_remove(struct fw_hub_filter *filter,
+                                       const struct fw_hub_filter *less);
+/* Appends the channels of `filter` as a JSON array of strings. */
+FW_MUST_CHECK int fw_hub_filter_append_channels(struct fw_buf *out,
+                                                const struct fw_hub_filter *filter);
+/* Adds one channel's text to `filter`. False when it is not a channel. FW_ENOMEM comes back
+ * as *rc. */
+bool fw_hub_filter_add_channel(struct fw_hub_filter *filter, const char *text, size_t len, int *rc);
 
 /* ---- rendering what a key may see (shared with GET /v1/flags and POST /v1/evaluate) ---- */
 
@@ -82,6 +104,7 @@ enum fw_hub_kind {
   FW_HUB_EVENTS,    /* GET|POST /v1/stream */
   FW_HUB_FLAGSMITH, /* /sse/environments/{key}/stream: environment_updated */
   FW_HUB_OFREP,     /* /ofrep/v1/stream: refetchEvaluation */
+  FW_HUB_SOCKET,    /* /v1/ws: a WebSocket (fw_hub_open_socket) */
 };
 
 /* A subscription as its handler read it. fw_hub_subscribe takes over what it owns. */
@@ -94,11 +117,9 @@ struct fw_hub_request {
   int64_t cursor;
   char epoch[40]; /* "" when the client named none */
   struct fw_hub_filter filter;
-  /* Values streams: the context (NULL: the empty one) and its text, by which identical
-   * contexts share one evaluation. Owned. */
+  /* Values streams: the context (NULL: the empty one); streams whose contexts evaluate
+   * alike share one evaluation. Owned. */
   struct fw_eval_context *context;
-  char *context_text;
-  size_t context_len;
 };
 
 struct fw_hub;
@@ -112,6 +133,10 @@ FW_MUST_CHECK int fw_hub_new(const struct fw_hub_options *options, struct fw_sto
 
 /* Frees the hub; every loop must have ended (their streams are gone). */
 void fw_hub_free(struct fw_hub *hub);
+
+/* Gives the hub the server whose loops it runs on, for work continued on a later loop
+ * turn. Before the first change is adopted. */
+void fw_hub_attach_server(struct fw_hub *hub, struct fw_server *server);
 
 /* Sets the stream cap (once the server knows its connection cap). Any thread. */
 void fw_hub_set_stream_cap(struct fw_hub *hub, size_t cap);
@@ -130,5 +155,61 @@ FW_MUST_CHECK int fw_hub_subscribe(struct fw_hub *hub, struct fw_http_response *
 
 /* Releases what a request owns (for a handler that does not subscribe it after all). */
 void fw_hub_request_free(struct fw_hub_request *request);
+
+/* ---- WebSockets (docs/protocol.md section 6) ----
+ *
+ * A socket is a subscriber whose selection (its channels, an exact filter) and cursor
+ * change on the open connection. The hub owns it and its liveness as for a stream; its
+ * messages go to the handler set with fw_hub_set_socket_handler, which answers through
+ * the functions below. Loop thread, like everything of a socket. */
+struct fw_hub_socket;
+
+/* Called with each text message of a socket (borrowed for the call). */
+typedef void (*fw_hub_socket_handler)(struct fw_hub_socket *socket, const char *text, size_t len,
+                                      void *ctx);
+
+/* Sets the handler of every socket's messages. Before the server starts. */
+void fw_hub_set_socket_handler(struct fw_hub *hub, fw_hub_socket_handler handler, void *ctx);
+
+/* Upgrades `res` to a WebSocket for `request` (its kind, filter and cursor are not used;
+ * it takes over what the request owns, whatever happens) with `accept` as
+ * Sec-WebSocket-Accept; the socket then says `connected`. FW_EBUSY: past the stream cap
+ * or the loop's accept rate (the handler answers 503 with Retry-After). FW_ENOMEM. */
+FW_MUST_CHECK int fw_hub_open_socket(struct fw_hub *hub, struct fw_http_response *res,
+                                     struct fw_hub_request *request, const char *accept);
+
+/* The socket's environment in the loop's world, and its audience. False when the socket
+ * is ending or its environment is gone. The nodes are borrowed until the loop adopts
+ * another world. */
+bool fw_hub_socket_scope(struct fw_hub_socket *socket, const struct fw_project_node **project,
+                         const struct fw_env_node **env, bool *definitions);
+
+/* Sends a message: `payload` is a JSON object's text whose members follow `"type":<type>`
+ * and, when revision >= 0, `"rev":<revision>`. A socket that falls behind is closed as
+ * slow. */
+void fw_hub_socket_send(struct fw_hub_socket *socket, const char *type, int64_t revision,
+                        const char *payload, size_t len);
+
+/* A `subscribe` or `unsubscribe`, as the handler read it. */
+struct fw_hub_socket_change {
+  bool unsubscribe;
+  const struct fw_hub_filter *channels; /* to add or remove */
+  /* subscribe: the context to evaluate values for (replace_context; taken over, NULL
+   * being the empty context) and where to resume from (has_cursor, cursor, epoch). */
+  bool replace_context;
+  struct fw_eval_context **context;
+  bool has_cursor;
+  int64_t cursor;
+  char epoch[40];
+  const char *id; /* the request's id as JSON text, or NULL */
+  size_t id_len;
+};
+
+/* Applies a change of channels and answers `subscribed`; a subscribe then brings the
+ * socket up to date for its whole selection: from the cursor by the rules of DESIGN.md
+ * 4.1, or with a snapshot. FW_ETOOBIG: the socket would hold more than 256 channels
+ * (nothing changed). FW_ENOMEM. */
+FW_MUST_CHECK int fw_hub_socket_subscribe(struct fw_hub_socket *socket,
+                                          const struct fw_hub_socket_change *change);
 
 #endif

@@ -83,22 +83,164 @@ bool fw_hub_filter_parse(const struct fw_http_request *req, struct fw_hub_filter
   return false;
 }
 
-static bool filter_active(const struct fw_hub_filter *filter) {
-  return filter && (filter->flags || filter->tags || filter->configs || filter->all_configs);
+/* ---- WebSocket channels ---- */
+
+#define CHANNELS_MAX 256
+
+static size_t channel_count(const struct fw_hub_filter *filter) {
+  return filter->flag_count + filter->tag_count + filter->config_count + filter->all_flags +
+         filter->all_configs;
 }
 
-static bool listed(char *const *items, size_t count, const char *text, size_t len) {
+static bool has_item(char *const *items, size_t count, const char *text, size_t len) {
   for (size_t i = 0; i < count; i++)
     if (strlen(items[i]) == len && !memcmp(items[i], text, len))
       return true;
   return false;
 }
 
+/* Adds `text` to a list unless it is there. FW_ENOMEM. */
+static int list_add(char ***items, size_t *count, const char *text, size_t len) {
+  if (has_item(*items, *count, text, len))
+    return FW_OK;
+  char **grown = realloc(*items, (*count + 1) * sizeof *grown);
+  if (!grown)
+    return FW_ENOMEM;
+  *items = grown;
+  if (!(grown[*count] = strndup(text, len)))
+    return FW_ENOMEM;
+  (*count)++;
+  return FW_OK;
+}
+
+static void list_remove(char **items, size_t *count, const char *text) {
+  for (size_t i = 0; i < *count; i++)
+    if (!strcmp(items[i], text)) {
+      free(items[i]);
+      memmove(items + i, items + i + 1, (*count - i - 1) * sizeof *items);
+      (*count)--;
+      return;
+    }
+}
+
+bool fw_hub_filter_add_channel(struct fw_hub_filter *filter, const char *text, size_t len,
+                               int *rc) {
+  static const struct {
+    const char *prefix;
+    int list; /* 0 flags, 1 tags, 2 configs */
+  } forms[] = {{"flags.", 0}, {"tags.", 1}, {"configs.", 2}};
+  *rc = FW_OK;
+  filter->exact = true;
+  if (len == 5 && !memcmp(text, "flags", 5)) {
+    filter->all_flags = true;
+    return true;
+  }
+  if (len == 7 && !memcmp(text, "configs", 7)) {
+    filter->all_configs = true;
+    return true;
+  }
+  for (size_t f = 0; f < FW_ARRAY_LEN(forms); f++) {
+    size_t prefix = strlen(forms[f].prefix);
+    if (len <= prefix || memcmp(text, forms[f].prefix, prefix) != 0)
+      continue;
+    const char *key = text + prefix;
+    size_t key_len = len - prefix;
+    if (!fw_model_key_valid(key, key_len))
+      return false;
+    char ***items = forms[f].list == 0   ? &filter->flags
+                    : forms[f].list == 1 ? &filter->tags
+                                         : &filter->configs;
+    size_t *count = forms[f].list == 0   ? &filter->flag_count
+                    : forms[f].list == 1 ? &filter->tag_count
+                                         : &filter->config_count;
+    *rc = list_add(items, count, key, key_len);
+    return true;
+  }
+  return false;
+}
+
+int fw_hub_filter_merge(struct fw_hub_filter *filter, const struct fw_hub_filter *more) {
+  struct fw_hub_filter merged = {.exact = true,
+                                 .all_flags = filter->all_flags || more->all_flags,
+                                 .all_configs = filter->all_configs || more->all_configs};
+  int rc = FW_OK;
+  const struct fw_hub_filter *sides[2] = {filter, more};
+  for (int s = 0; s < 2 && !rc; s++) {
+    for (size_t i = 0; !rc && i < sides[s]->flag_count; i++)
+      rc = list_add(&merged.flags, &merged.flag_count, sides[s]->flags[i],
+                    strlen(sides[s]->flags[i]));
+    for (size_t i = 0; !rc && i < sides[s]->tag_count; i++)
+      rc = list_add(&merged.tags, &merged.tag_count, sides[s]->tags[i], strlen(sides[s]->tags[i]));
+    for (size_t i = 0; !rc && i < sides[s]->config_count; i++)
+      rc = list_add(&merged.configs, &merged.config_count, sides[s]->configs[i],
+                    strlen(sides[s]->configs[i]));
+  }
+  if (!rc && channel_count(&merged) > CHANNELS_MAX)
+    rc = FW_ETOOBIG;
+  if (rc) {
+    fw_hub_filter_free(&merged);
+    return rc;
+  }
+  fw_hub_filter_free(filter);
+  *filter = merged;
+  return FW_OK;
+}
+
+int fw_hub_filter_remove(struct fw_hub_filter *filter, const struct fw_hub_filter *less) {
+  filter->all_flags = filter->all_flags && !less->all_flags;
+  filter->all_configs = filter->all_configs && !less->all_configs;
+  for (size_t i = 0; i < less->flag_count; i++)
+    list_remove(filter->flags, &filter->flag_count, less->flags[i]);
+  for (size_t i = 0; i < less->tag_count; i++)
+    list_remove(filter->tags, &filter->tag_count, less->tags[i]);
+  for (size_t i = 0; i < less->config_count; i++)
+    list_remove(filter->configs, &filter->config_count, less->configs[i]);
+  return FW_OK;
+}
+
+/* Appends `"<prefix><item>"` for each item, comma-separated after the first written. */
+static int append_channel_list(struct fw_buf *out, const char *prefix, char *const *items,
+                               size_t count, size_t *written) {
+  int rc = FW_OK;
+  for (size_t i = 0; !rc && i < count; i++) {
+    if ((*written)++)
+      rc = fw_buf_append_char(out, ',');
+    if (!rc)
+      rc = fw_buf_appendf(out, "\"%s%s\"", prefix, items[i]);
+  }
+  return rc;
+}
+
+int fw_hub_filter_append_channels(struct fw_buf *out, const struct fw_hub_filter *filter) {
+  /* Keys and tags are keys (no character JSON escapes), so they are written as they are. */
+  static char *const flags[] = {"flags"}, *const configs[] = {"configs"};
+  size_t written = 0;
+  int rc = fw_buf_append_char(out, '[');
+  if (!rc)
+    rc = append_channel_list(out, "", flags, filter->all_flags, &written);
+  if (!rc)
+    rc = append_channel_list(out, "flags.", filter->flags, filter->flag_count, &written);
+  if (!rc)
+    rc = append_channel_list(out, "tags.", filter->tags, filter->tag_count, &written);
+  if (!rc)
+    rc = append_channel_list(out, "", configs, filter->all_configs, &written);
+  if (!rc)
+    rc = append_channel_list(out, "configs.", filter->configs, filter->config_count, &written);
+  if (!rc)
+    rc = fw_buf_append_char(out, ']');
+  return rc;
+}
+
+static bool filter_active(const struct fw_hub_filter *filter) {
+  return filter && (filter->exact || filter->flags || filter->tags || filter->configs ||
+                    filter->all_flags || filter->all_configs);
+}
+
 bool fw_hub_filter_flag(const struct fw_hub_filter *filter, const char *key, const char *doc,
                         size_t doc_len) {
-  if (!filter_active(filter))
+  if (!filter_active(filter) || filter->all_flags)
     return true;
-  if (listed(filter->flags, filter->flag_count, key, strlen(key)))
+  if (has_item(filter->flags, filter->flag_count, key, strlen(key)))
     return true;
   if (!filter->tags || !doc)
     return false;
@@ -108,16 +250,20 @@ bool fw_hub_filter_flag(const struct fw_hub_filter *filter, const char *key, con
     return false;
   for (size_t i = 0; fw_rawjson_element(tags, i, &tag) == FW_OK; i++) {
     /* Tags are keys: no escapes, so the text between the quotes is the tag. */
-    if (tag.len >= 2 && listed(filter->tags, filter->tag_count, tag.text + 1, tag.len - 2))
+    if (tag.len >= 2 && has_item(filter->tags, filter->tag_count, tag.text + 1, tag.len - 2))
       return true;
   }
   return false;
 }
 
+bool fw_hub_filter_segments(const struct fw_hub_filter *filter) {
+  return !filter_active(filter) || filter->all_flags || filter->flags || filter->tags;
+}
+
 bool fw_hub_filter_config(const struct fw_hub_filter *filter, const char *key) {
   if (!filter_active(filter) || filter->all_configs)
     return true;
-  return listed(filter->configs, filter->config_count, key, strlen(key));
+  return has_item(filter->configs, filter->config_count, key, strlen(key));
 }
 
 /* ---- rendering ---- */
@@ -171,7 +317,7 @@ int fw_hub_render_definitions(struct fw_buf *out, const struct fw_project_node *
     rc = fw_buf_append_str(out, "],\"segments\":[");
   written = 0;
   /* Segments matter to whoever receives flags. */
-  bool segments = !filter_active(filter) || filter->flags || filter->tags;
+  bool segments = fw_hub_filter_segments(filter);
   for (size_t i = 0; !rc && segments && i < fw_objects_count(env->segment_rules); i++) {
     const struct fw_object *rules = fw_objects_at(env->segment_rules, i);
     const struct fw_object *segment = fw_project_segment(project, rules->key);

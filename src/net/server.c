@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "net/timer_wheel.h"
+#include "net/websocket.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/shared.h"
@@ -48,8 +49,8 @@ static const uint64_t latency_bounds_us[] = {50,    100,   250,   500,    1000, 
 
 enum conn_phase { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY };
 enum conn_state { CONN_HTTP, CONN_STREAM, CONN_LINGERING, CONN_CLOSING };
-enum conn_kind { KIND_HTTP, KIND_STREAM, KIND_COUNT };
-static const char *const kind_names[KIND_COUNT] = {"http", "stream"};
+enum conn_kind { KIND_HTTP, KIND_STREAM, KIND_WEBSOCKET, KIND_COUNT };
+static const char *const kind_names[KIND_COUNT] = {"http", "stream", "websocket"};
 
 struct fw_loop;
 
@@ -70,6 +71,12 @@ struct fw_stream {
   void *ctx;
 };
 
+/* What a WebSocket connection holds beside its stream, made at the upgrade. */
+struct websocket {
+  struct fw_ws_reader reader;
+  bool close_sent; /* our close frame is out: only the client's close is awaited */
+};
+
 struct fw_conn {
   uv_tcp_t handle; /* first, so that a handle pointer is a connection pointer */
   struct fw_loop *loop;
@@ -78,6 +85,7 @@ struct fw_conn {
   struct fw_timer_entry timer;
   struct fw_stream stream;
   struct fw_http_deferred *deferred; /* the request being answered later, if any */
+  struct websocket *websocket;       /* after an upgrade */
   /* Input that arrived behind a deferred request, fed once it is answered. */
   char *pending_input;
   size_t pending_len;
@@ -177,6 +185,10 @@ static void on_conn_closed(uv_handle_t *handle) {
   if (conn->counted)
     atomic_fetch_sub_explicit(&loop->server->open_connections, 1, memory_order_relaxed);
   fw_http_reader_release(&conn->reader);
+  if (conn->websocket) {
+    fw_ws_reader_free(&conn->websocket->reader);
+    free(conn->websocket);
+  }
   free(conn);
   maybe_finish_loop(loop);
 }
@@ -409,7 +421,8 @@ static void send_response(struct fw_conn *conn, const struct fw_http_request *re
     if (!rc)
       rc = fw_buf_append(wire, "\r\n", 2);
   }
-  if (!rc && (res->close || is_stream))
+  /* An upgrade names its own Connection header. */
+  if (!rc && (res->close || is_stream) && !conn->websocket)
     rc = fw_buf_append_str(wire, "Connection: close\r\n");
   else if (!rc && req->http10)
     rc = fw_buf_append_str(wire, "Connection: keep-alive\r\n");
@@ -558,8 +571,11 @@ static void keep_pending_input(struct fw_conn *conn, const char *data, size_t le
   }
 }
 
-/* Parses `len` bytes of requests and answers them. `data` may be reused after. */
-static void consume_input(struct fw_conn *conn, const char *data, size_t len) {
+static void websocket_consume(struct fw_conn *conn, char *data, size_t len);
+
+/* Parses `len` bytes of requests and answers them. `data` may be reused after, and
+ * changed meanwhile (a WebSocket's frames are unmasked in place). */
+static void consume_input(struct fw_conn *conn, char *data, size_t len) {
   uint64_t requests_before = conn->requests_done;
   /* The library returns early after a request that asks for a protocol upgrade; what
    * follows it in the same read is fed again. */
@@ -573,6 +589,13 @@ static void consume_input(struct fw_conn *conn, const char *data, size_t len) {
   }
   if (conn->state == CONN_CLOSING)
     return;
+  if (conn->state == CONN_STREAM && conn->websocket) {
+    /* A client that did not wait for the upgrade's answer: its frames are read all the
+     * same. */
+    if (offset < len)
+      websocket_consume(conn, data + offset, len - offset);
+    return;
+  }
   if (conn->reader.error != FW_HTTP_READ_OK) {
     handle_read_error(conn);
     return;
@@ -589,6 +612,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   if (nread < 0) {
     conn_close(conn);
+    return;
+  }
+  if (conn->state == CONN_STREAM && conn->websocket) {
+    websocket_consume(conn, buf->base, (size_t)nread);
     return;
   }
   if (conn->state != CONN_HTTP)
@@ -723,7 +750,7 @@ static enum fw_http_read_verdict on_request(void *ctx, struct fw_http_request *r
   if (is_stream) {
     conn->state = CONN_STREAM;
     fw_timer_wheel_cancel(&loop->wheel, &conn->timer);
-    set_kind(conn, KIND_STREAM);
+    set_kind(conn, conn->websocket ? KIND_WEBSOCKET : KIND_STREAM);
     tune_stream_socket(conn);
     if (conn->stream.hooks->on_start)
       conn->stream.hooks->on_start(&conn->stream, conn->stream.ctx);
@@ -867,7 +894,8 @@ static void on_stream_timer(struct fw_timer_entry *entry) {
 
 void fw_stream_schedule(struct fw_stream *stream, uint64_t delay_ms) {
   struct fw_conn *conn = stream->conn;
-  if (conn->state == CONN_STREAM)
+  /* Once a WebSocket's close is out, the timer counts down to the end of the handshake. */
+  if (conn->state == CONN_STREAM && !(conn->websocket && conn->websocket->close_sent))
     schedule(conn, delay_ms, on_stream_timer);
 }
 
@@ -876,6 +904,136 @@ uint64_t fw_stream_now_ms(const struct fw_stream *stream) { return now_ms(stream
 unsigned fw_stream_loop(const struct fw_stream *stream) { return stream->conn->loop->index; }
 
 void fw_stream_close(struct fw_stream *stream) { conn_linger(stream->conn); }
+
+/* ---- WebSockets ---- */
+
+int fw_http_response_websocket(struct fw_http_response *res, const char *accept,
+                               const struct fw_stream_hooks *hooks, void *ctx,
+                               struct fw_stream **out) {
+  struct fw_conn *conn = res->conn;
+  assert(conn && hooks);
+  if (conn->stream.hooks || conn->websocket)
+    return FW_EINVAL;
+  struct websocket *websocket = calloc(1, sizeof *websocket);
+  if (!websocket)
+    return FW_ENOMEM;
+  res->status = 101;
+  res->content_type = NULL;
+  int rc = fw_http_add_header(res, "Upgrade", "websocket");
+  if (!rc)
+    rc = fw_http_add_header(res, "Connection", "Upgrade");
+  if (!rc)
+    rc = fw_http_add_header(res, "Sec-WebSocket-Accept", accept);
+  if (rc) {
+    free(websocket);
+    return rc;
+  }
+  const struct fw_ws_limits limits = {.max_frame = FW_WS_MESSAGE_MAX,
+                                      .max_message = FW_WS_MESSAGE_MAX};
+  fw_ws_reader_init(&websocket->reader, &limits);
+  conn->websocket = websocket;
+  conn->stream = (struct fw_stream){.conn = conn, .hooks = hooks, .ctx = ctx};
+  *out = &conn->stream;
+  return FW_OK;
+}
+
+/* Writes one server frame (a control frame's payload is at most 125 bytes). */
+static int websocket_write(struct fw_conn *conn, enum fw_ws_opcode opcode, const void *payload,
+                           size_t len) {
+  uint8_t header[10];
+  size_t header_len = fw_ws_frame_header(header, opcode, len);
+  uv_buf_t bufs[2] = {uv_buf_init((char *)header, (unsigned)header_len),
+                      uv_buf_init((char *)payload, (unsigned)len)};
+  return conn_write(conn, bufs, len ? 2 : 1);
+}
+
+/* Sends a close frame with `code` and `reason` after what is queued. */
+static int websocket_send_close(struct fw_conn *conn, uint16_t code, const char *reason) {
+  uint8_t payload[FW_WS_CONTROL_MAX];
+  size_t reason_len = reason ? strlen(reason) : 0;
+  if (reason_len > sizeof payload - 2)
+    reason_len = sizeof payload - 2;
+  payload[0] = (uint8_t)(code >> 8);
+  payload[1] = (uint8_t)code;
+  if (reason_len)
+    memcpy(payload + 2, reason, reason_len);
+  conn->websocket->close_sent = true;
+  return websocket_write(conn, FW_WS_CLOSE, payload, 2 + reason_len);
+}
+
+void fw_stream_close_websocket(struct fw_stream *stream, uint16_t code, const char *reason) {
+  struct fw_conn *conn = stream->conn;
+  if (!conn->websocket || conn->websocket->close_sent || conn->state != CONN_STREAM)
+    return;
+  if (websocket_send_close(conn, code, reason) == FW_OK)
+    schedule(conn, FW_WS_CLOSE_TIMEOUT_MS, on_timer_close);
+}
+
+/* The client broke the protocol: our close frame with the codec's code, then the
+ * connection ends (RFC 6455 7.1.7: no need to wait for the client's close). */
+static void websocket_fail(struct fw_conn *conn, uint16_t code, const char *reason) {
+  if (!conn->websocket->close_sent && websocket_send_close(conn, code, reason) != FW_OK)
+    return;
+  conn_linger(conn);
+}
+
+/* Handles one message or control frame; false once the connection is ending. */
+static bool websocket_event(struct fw_conn *conn, const struct fw_ws_event *event) {
+  struct websocket *websocket = conn->websocket;
+  switch (event->opcode) {
+  case FW_WS_TEXT:
+    if (!websocket->close_sent && conn->stream.hooks->on_message)
+      conn->stream.hooks->on_message(&conn->stream, (const char *)event->payload, event->len,
+                                     conn->stream.ctx);
+    break;
+  case FW_WS_BINARY:
+    websocket_fail(conn, FW_WS_CLOSE_UNSUPPORTED_DATA, "binary messages are not accepted");
+    break;
+  case FW_WS_PING:
+    if (!websocket->close_sent)
+      (void)websocket_write(conn, FW_WS_PONG, event->payload, event->len);
+    break;
+  case FW_WS_CLOSE:
+    /* The client's close: answered with the same code unless it answers ours; either
+     * way the handshake is complete and the connection ends. */
+    if (!websocket->close_sent &&
+        websocket_send_close(conn,
+                             event->close_code == FW_WS_CLOSE_NO_STATUS ? FW_WS_CLOSE_NORMAL
+                                                                        : event->close_code,
+                             NULL) != FW_OK)
+      return false;
+    conn_linger(conn);
+    break;
+  default:
+    break; /* pongs */
+  }
+  return conn->state == CONN_STREAM;
+}
+
+/* Reads the frames in `data` (unmasking them in place), one message at a time. */
+static void websocket_consume(struct fw_conn *conn, char *data, size_t len) {
+  size_t offset = 0;
+  while (offset < len && conn->state == CONN_STREAM) {
+    size_t used = 0;
+    struct fw_ws_event event;
+    enum fw_ws_result result = fw_ws_reader_feed(&conn->websocket->reader, (uint8_t *)data + offset,
+                                                 len - offset, &used, &event);
+    offset += used;
+    if (result == FW_WS_FAIL) {
+      websocket_fail(conn, event.close_code, event.error);
+      return;
+    }
+    if (result == FW_WS_NEED_MORE || !websocket_event(conn, &event))
+      return;
+  }
+  /* Everything read was handled: a message gathered over several reads gives its memory
+   * back now, not at the next read, so a quiet socket holds none. */
+  if (conn->state == CONN_STREAM) {
+    size_t used;
+    struct fw_ws_event event;
+    (void)fw_ws_reader_feed(&conn->websocket->reader, NULL, 0, &used, &event);
+  }
+}
 
 /* ---- accepting ---- */
 
@@ -961,7 +1119,7 @@ static void begin_drain(struct fw_loop *loop) {
     struct fw_conn *conn = loop->conns;
     while (conn) {
       struct fw_conn *next = conn->next;
-      if (conn->state == CONN_STREAM) {
+      if (conn->state == CONN_STREAM && !(conn->websocket && conn->websocket->close_sent)) {
         if (conn->stream.hooks->on_drain)
           conn->stream.hooks->on_drain(&conn->stream, conn->stream.ctx);
       } else if (conn->state == CONN_HTTP && conn->phase == PHASE_IDLE && !conn->deferred &&

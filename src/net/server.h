@@ -133,6 +133,10 @@ struct fw_stream_hooks {
   /* The stream is gone (peer closed, error, fw_stream_close or shutdown). The stream
    * pointer is invalid after this returns; `ctx` is the owner's to free. */
   void (*on_close)(struct fw_stream *stream, void *ctx);
+  /* WebSockets only: a whole text message from the client (valid UTF-8, at most
+   * FW_WS_MESSAGE_MAX bytes), borrowed for the call. The next message is read only once
+   * this returns. */
+  void (*on_message)(struct fw_stream *stream, const char *text, size_t len, void *ctx);
 };
 
 /* Marks `res` as the head of a stream. `hooks` is borrowed for the stream's life; `ctx`
@@ -164,5 +168,34 @@ unsigned fw_stream_loop(const struct fw_stream *stream);
 
 /* Closes the stream once what was written has been handed to the kernel. */
 void fw_stream_close(struct fw_stream *stream);
+
+/* ---- WebSockets: streams that are also read (RFC 6455, net/websocket.h) ----
+ *
+ * After the upgrade the connection carries frames both ways. The server reads the
+ * client's frames itself: text messages go to hooks->on_message; pings are answered
+ * with pongs; a binary message is closed with 1003, a broken frame with the code the
+ * codec names (1002, 1007, 1009); a close frame is answered with the same code and the
+ * connection closed. Writes are whole server frames (fw_stream_write and
+ * fw_stream_write_shared). */
+
+/* The largest client message (one frame, or a fragmented message reassembled). */
+#define FW_WS_MESSAGE_MAX (64 * 1024)
+/* How long the server waits for the client's close frame after sending its own. */
+#define FW_WS_CLOSE_TIMEOUT_MS 5000
+
+/* Answers `res` with 101 Switching Protocols and `accept` (the Sec-WebSocket-Accept of
+ * the request's key, fw_ws_accept_key) and turns the connection into a WebSocket. As
+ * for fw_http_response_stream: `hooks` is borrowed, on_close runs even if the upgrade
+ * fails, *out is valid until on_close. FW_EINVAL when the request was not an upgrade
+ * or the response is a stream already. */
+FW_MUST_CHECK int fw_http_response_websocket(struct fw_http_response *res, const char *accept,
+                                             const struct fw_stream_hooks *hooks, void *ctx,
+                                             struct fw_stream **out);
+
+/* Starts the closing handshake: sends a close frame with `code` and `reason` after what
+ * is queued, reads nothing but the client's close frame from then on, and closes the
+ * connection when it comes or after FW_WS_CLOSE_TIMEOUT_MS. Hooks other than on_close
+ * are no longer called. Idempotent. */
+void fw_stream_close_websocket(struct fw_stream *stream, uint16_t code, const char *reason);
 
 #endif

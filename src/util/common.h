@@ -18,7 +18,8 @@ enum fw_error {
   FW_EINVAL = -3,    /* malformed input */
   FW_EIO = -4,       /* the operating system or a library refused */
   FW_ENOTFOUND = -5, /* the thing asked for does not exist */
-  FW_EEXISTS = -6    /* a unique key is taken already */
+  FW_EEXISTS = -6,   /* a unique key is taken already */
+  FW_EBUSY = -7      /* a limit on what runs at once was reached: try again later */
 };
 
 /* Returns a static, human-readable name for an FW_E* code. */

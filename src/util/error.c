@@ -16,6 +16,8 @@ const char *fw_strerror(int err) {
     return "not found";
   case FW_EEXISTS:
     return "already exists";
+  case FW_EBUSY:
+    return "busy";
   default:
     return "unknown error";
   }

@@ -1559,6 +1559,202 @@ static void a_client_cut_off_resumes_without_loss_or_repeat(void **state) {
   json_decref(held.configs);
 }
 
+/* What a values stream holds: each flag's value and each config's value. */
+struct values_held {
+  json_t *values; /* flag key -> value */
+  json_t *configs;
+  long long last_id;
+};
+
+/* Applies one event of a client-key stream whose every revision changes what it sees
+ * (boolean flags without rules, configs): ids follow each other exactly. */
+static void values_take(struct values_held *h, const struct sse_block *b) {
+  bool first = h->last_id < 0;
+  if (!b->has_id || (first ? strcmp(b->event, "snapshot") != 0 : b->id != h->last_id + 1))
+    fail_msg("after %lld came: %.300s", h->last_id, b->raw);
+  json_t *doc = parse_json(b->data, b->event);
+  if (first) {
+    const char *key;
+    json_t *value;
+    json_object_foreach(json_object_get(doc, "flags"), key, value)
+        json_object_set(h->values, key, json_object_get(value, "value"));
+    json_object_foreach(json_object_get(doc, "configs"), key, value)
+        json_object_set(h->configs, key, json_object_get(value, "value"));
+  } else if (!strcmp(b->event, "flag_updated")) {
+    json_object_set(h->values, string_of(doc, "key"), json_object_get(doc, "value"));
+  } else if (!strcmp(b->event, "config_updated")) {
+    json_object_set(h->configs, string_of(doc, "key"), json_object_get(doc, "value"));
+  } else {
+    fail_msg("unexpected event: %s", b->raw);
+  }
+  h->last_id = b->id;
+  json_decref(doc);
+}
+
+/* Reads a values stream until it has the writer's last revision. */
+static void follow_values(struct sse *s, struct values_held *h, uint64_t deadline) {
+  while (!(atomic_load(&writer.done) && h->last_id == atomic_load(&writer.last_revision))) {
+    if (atomic_load(&writer.done) && writer.error[0])
+      fail_msg("the writer failed: %s", writer.error);
+    if (fwt_now_ms() > deadline)
+      fail_msg("the values stream is at %lld, the writer at %lld", h->last_id,
+               (long long)atomic_load(&writer.last_revision));
+    struct sse_block b;
+    enum sse_result r = sse_next(s, 200, &b);
+    if (r == SSE_CLOSED)
+      fail_msg("the values stream ended at %lld", h->last_id);
+    if (r == SSE_BLOCK) {
+      values_take(h, &b);
+      block_free(&b);
+    }
+  }
+}
+
+#define SLICED_DEFINITIONS 3
+#define SLICED_VALUES 3
+#define SLICED_LATE 2
+
+/* With one stream per loop turn, a change reaches its streams over many turns while
+ * more changes and more streams arrive: every stream still gets every change once, in
+ * order, and streams that join during a fan-out are not sent what their snapshot holds. */
+static void a_sliced_fanout_keeps_every_stream_exact(void **state) {
+  (void)state;
+  const char *args[] = {"--fanout-slice", "1", NULL};
+  boot(args);
+  for (int i = 0; i < CUT_OFF_FLAGS; i++) {
+    char body[64];
+    snprintf(body, sizeof body, "{\"key\":\"f%d\",\"client_visible\":true}", i);
+    create_flag(body);
+  }
+  for (int i = 0; i < CUT_OFF_CONFIGS; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "c%d", i);
+    put_config(key, "null");
+  }
+  struct sse definitions[SLICED_DEFINITIONS + SLICED_LATE], values[SLICED_VALUES];
+  struct held held[SLICED_DEFINITIONS + SLICED_LATE];
+  struct values_held values_held[SLICED_VALUES];
+  for (int i = 0; i < SLICED_DEFINITIONS + SLICED_LATE; i++)
+    held[i] = (struct held){.enabled = json_object(), .configs = json_object(), .last_id = -1};
+  for (int i = 0; i < SLICED_DEFINITIONS; i++) {
+    sse_start(&definitions[i], "/v1/stream", server_key, NULL);
+    follow(&definitions[i], &held[i], 1, fwt_now_ms() + EVENT_WAIT_MS);
+  }
+  /* Two streams share a context written two ways; the third has its own. */
+  const char *contexts[SLICED_VALUES] = {"{\"targetingKey\":\"u1\",\"plan\":\"pro\"}",
+                                         "{ \"plan\" : \"pro\", \"targetingKey\" : \"u1\" }",
+                                         "{\"targetingKey\":\"u2\"}"};
+  for (int i = 0; i < SLICED_VALUES; i++) {
+    char target[512];
+    context_url(contexts[i], target, sizeof target);
+    sse_start(&values[i], target, NULL, NULL);
+    values_held[i] = (struct values_held){json_object(), json_object(), -1};
+    struct sse_block b;
+    assert_int_equal(sse_next(&values[i], EVENT_WAIT_MS, &b), SSE_BLOCK);
+    values_take(&values_held[i], &b);
+    block_free(&b);
+  }
+
+  memset(&writer, 0, sizeof writer);
+  writer.port = server.port;
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, write_changes, &writer), 0);
+  uint64_t deadline = fwt_now_ms() + 30000;
+  /* Streams that join while changes are being fanned out. */
+  follow(&definitions[0], &held[0], 40, deadline);
+  for (int i = SLICED_DEFINITIONS; i < SLICED_DEFINITIONS + SLICED_LATE; i++) {
+    sse_start(&definitions[i], "/v1/stream", server_key, NULL);
+    follow(&definitions[i], &held[i], 1, deadline);
+    follow(&definitions[0], &held[0], 10, deadline);
+  }
+  for (int i = 0; i < SLICED_DEFINITIONS + SLICED_LATE; i++)
+    follow(&definitions[i], &held[i], -1, deadline);
+  for (int i = 0; i < SLICED_VALUES; i++)
+    follow_values(&values[i], &values_held[i], deadline);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  if (writer.error[0])
+    fail_msg("the writer failed: %s", writer.error);
+
+  for (int i = 0; i < SLICED_DEFINITIONS + SLICED_LATE; i++) {
+    expect_quiet(&definitions[i], 50);
+    assert_true(json_equal(held[i].enabled, held[0].enabled));
+    assert_true(json_equal(held[i].configs, held[0].configs));
+    sse_close(&definitions[i]);
+  }
+  /* Flags without rules serve true when on and false when off, for any context. */
+  for (int i = 0; i < SLICED_VALUES; i++) {
+    expect_quiet(&values[i], 50);
+    assert_int_equal(json_object_size(values_held[i].values), json_object_size(held[0].enabled));
+    const char *key;
+    json_t *enabled;
+    json_object_foreach(held[0].enabled, key, enabled) {
+      json_t *value = json_object_get(values_held[i].values, key);
+      if (!value || json_is_true(value) != json_is_true(enabled))
+        fail_msg("stream %d holds the wrong value of %s", i, key);
+    }
+    assert_true(json_equal(values_held[i].configs, held[0].configs));
+    sse_close(&values[i]);
+    json_decref(values_held[i].values);
+    json_decref(values_held[i].configs);
+  }
+  for (int i = 0; i < SLICED_DEFINITIONS + SLICED_LATE; i++) {
+    json_decref(held[i].enabled);
+    json_decref(held[i].configs);
+  }
+}
+
+/* A client-key stream without a context evaluates rules for the empty context. */
+static void a_stream_without_context_evaluates_rules(void **state) {
+  (void)state;
+  boot(NULL);
+  create_flag("{\"key\":\"targeted\",\"client_visible\":true}");
+  patch_state("targeted", "{\"enabled\":true,\"on_variant\":\"off\",\"rules\":[{\"conditions\":"
+                          "[{\"attribute\":\"plan\",\"operator\":\"equals\",\"value\":\"pro\"}],"
+                          "\"variant\":\"on\"}]}");
+  char target[256];
+  checked_format(target, sizeof target, "/v1/stream?key=%s", client_key);
+  struct sse s;
+  start_at_snapshot(&s, target, NULL, env_revision());
+  long long revision = toggle("targeted");
+  json_t *doc = expect_change(&s, "flag_updated", "targeted", revision);
+  assert_string_equal(string_of(doc, "reason"), "DISABLED");
+  json_decref(doc);
+  revision = toggle("targeted");
+  doc = expect_change(&s, "flag_updated", "targeted", revision);
+  assert_string_equal(string_of(doc, "variant"), "off");
+  assert_string_equal(string_of(doc, "reason"), "DEFAULT");
+  json_decref(doc);
+  sse_close(&s);
+}
+
+/* Past --eval-budget a change's values streams are told to fetch their values. */
+static void values_past_the_budget_get_refetch(void **state) {
+  (void)state;
+  const char *args[] = {"--eval-budget", "0ms", NULL};
+  boot(args);
+  create_flag("{\"key\":\"checkout\",\"client_visible\":true}");
+  char target[512];
+  context_url("{\"targetingKey\":\"u1\"}", target, sizeof target);
+  struct sse values, definitions;
+  start_at_snapshot(&values, target, NULL, env_revision());
+  start_at_snapshot(&definitions, "/v1/stream", server_key, env_revision());
+  long long revision = toggle("checkout");
+  struct sse_block b;
+  json_t *doc = expect_event(&values, "refetch", &b);
+  assert_true(b.has_id);
+  assert_int_equal(b.id, revision);
+  assert_int_equal(number_of(doc, "rev"), revision);
+  long long after = number_of(doc, "after_ms");
+  assert_true(after >= 0 && after <= 2000);
+  json_decref(doc);
+  block_free(&b);
+  /* Definitions cost no evaluation: they are sent as ever. */
+  json_decref(expect_change(&definitions, "flag_updated", "checkout", revision));
+  expect_metric("flagwire_stream_refetches_total", 1);
+  sse_close(&values);
+  sse_close(&definitions);
+}
+
 /* ---- 8. heartbeats ---- */
 
 static void idle_streams_get_heartbeats_without_ids(void **state) {
@@ -1869,6 +2065,9 @@ int main(void) {
       TEST(an_old_cursor_catches_up_key_by_key),
       TEST(unusable_cursors_get_a_snapshot_or_an_error),
       TEST(a_client_cut_off_resumes_without_loss_or_repeat),
+      TEST(a_sliced_fanout_keeps_every_stream_exact),
+      TEST(values_past_the_budget_get_refetch),
+      TEST(a_stream_without_context_evaluates_rules),
       TEST(idle_streams_get_heartbeats_without_ids),
       TEST(shutdown_says_goodbye_to_every_stream),
       TEST(streams_past_the_cap_are_told_to_come_back),
