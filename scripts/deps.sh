@@ -6,8 +6,10 @@ BUILD_PACKAGES=(gcc cmake ninja-build pkg-config libuv1-dev libhttp-parser-dev l
   libsqlite3-dev libssl-dev libpcre2-dev)
 # What the test suites need on top.
 TEST_PACKAGES=(libcmocka-dev)
-# What the end-to-end tests need (tests/e2e: real npm clients against the server).
-E2E_PACKAGES=(nodejs npm)
+# What the end-to-end tests need (tests/e2e: real npm clients against the server): Node.js,
+# when the machine has none of its own, and headless Chromium for browser.test.js.
+E2E_NODE_PACKAGES=(nodejs npm)
+E2E_BROWSER_PACKAGES=(chromium)
 
 ensure_packages() {
   local missing=()

@@ -59,8 +59,10 @@ function waitForExit(child, ms) {
  * Returns { url, adminToken, admin, output(), stop() }: `url` has no trailing slash,
  * `admin` is a management API client (see adminClient), `output()` what the server
  * printed so far (the tail), `stop()` stops it and removes the data directory.
+ * `extraArgs` are more `serve` options, for a test that needs other limits (a short
+ * `--heartbeat`, a `--max-streams` cap).
  */
-export async function startServer() {
+export async function startServer(extraArgs = []) {
   const binary = binaryPath();
   if (!existsSync(binary)) {
     throw new Error(`no flagwire binary at ${binary}: build it first (./scripts/test builds ` +
@@ -70,7 +72,7 @@ export async function startServer() {
   const adminToken = `e2e-admin-${randomBytes(16).toString('hex')}`;
   const child = spawn(binary, [
     'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir,
-    '--log-format', 'json', '--shutdown-timeout', '3s',
+    '--log-format', 'json', '--shutdown-timeout', '3s', ...extraArgs,
   ], {
     env: { ...process.env, FLAGWIRE_ADMIN_TOKEN: adminToken },
     stdio: ['ignore', 'pipe', 'pipe'],
