@@ -1,5 +1,5 @@
-/* bench/fanout/loadgen.c: holds N Server-Sent Events streams on one server over loopback and
- * times how long a change takes to reach each of them.
+/* bench/fanout/loadgen.c: holds N Server-Sent Events or WebSocket streams on one server over
+ * loopback and times how long a change takes to reach each of them.
  *
  * The parent process forks one worker per --per-worker streams (a process may hold about
  * 20 000 open files here) and coordinates them over socketpairs; it never holds a stream.
@@ -8,7 +8,7 @@
  * the changes itself (one POST at a time, the clock read just before the request is sent),
  * asks every worker when its streams received it, and prints one line of results.
  *
- * Targets (--server):
+ * Targets (--server), over Server-Sent Events (--transport sse, the default):
  *   flagwire  GET <stream path> (e.g. /v1/stream?key=fw_cli_...); a stream is up at its
  *             `snapshot`; a change is a `flag_updated` whose `id:` and data `"rev"` are the
  *             revision the toggle's answer names ("revision"); the trigger is
@@ -17,12 +17,24 @@
  *             is POST <trigger path> (e.g. /pub?id=ch) of {"rev":k,...}, and the k-th change
  *             is the event whose data carries "rev":k.
  *
+ * Over WebSocket (--transport ws; RFC 6455, docs/protocol.md section 6 for flagwire), the
+ * stream path is the socket's (e.g. /v1/ws?key=fw_cli_..., /ws?id=ch). The client checks the
+ * 101 answer and its Sec-WebSocket-Accept, masks what it sends, reassembles fragmented
+ * messages, answers ping with pong and close with close. Each message is one JSON object,
+ * read as it arrives for its top-level "type", "rev", "epoch", "reason",
+ * "reconnect_after_ms" and "code" (nothing else of it is kept):
+ *   flagwire  on `connected`, the stream sends `subscribe` to the channel `flags` (with
+ *             `since` and `epoch` when it resumes); it is up at its `snapshot`, and a change
+ *             is a `flag_updated` whose "rev" is the toggle's revision.
+ *   nchan     a stream is up at its 101 head; a change is a text message carrying "rev":k.
+ *
  * Modes (--mode):
  *   latency   connect every stream, measure server memory, then --toggles changes.
  *   storm     connect every stream, send SIGTERM to the first --pids process (the caller
  *             restarts the server on the same port), time until every stream is resumed on
- *             the new server (a 200 head on a new connection, not followed by goodbye within
- *             a grace period), then --toggles changes to check nothing was lost.
+ *             the new server (SSE: a 200 head on a new connection; WebSocket: `subscribed`
+ *             on a new socket; either not followed by goodbye within a grace period), then
+ *             --toggles changes to check nothing was lost.
  *
  * Output: one line on standard output, "result key=value ...". Diagnostics go to stderr.
  * Every wait is bounded in time and every buffer in size.
@@ -81,19 +93,29 @@
 /* Time a worker or the parent waits for the other side of the control channel, besides
  * the phase's own deadline. */
 #define CONTROL_SLACK_MS 15000
+/* WebSocket: the longest control frame payload (RFC 6455 section 5.5), the key's random
+ * bytes, and the longest top-level key of a message worth reading ("reconnect_after_ms"). */
+#define WS_CONTROL_MAX 125
+#define WS_KEY_BYTES 16
+#define JSON_KEY_KEEP 20
+/* A few diagnostics per worker say what went wrong; thousands would say nothing more. */
+#define NOTES_PER_KIND 3
 
 /* --- options --------------------------------------------------------------------------- */
 
 enum server_kind { SERVER_FLAGWIRE, SERVER_NCHAN };
 enum run_mode { MODE_LATENCY, MODE_STORM };
+enum transport { TRANSPORT_SSE, TRANSPORT_WS };
 
 struct options {
   enum server_kind server;
   enum run_mode mode;
+  enum transport transport;
   int port;
   const char *stream_path;
   const char *stream_token; /* optional: streams send Authorization: Bearer <it> */
-  bool contexts;            /* flagwire: each stream gets context {"targetingKey":"user-<i>"} */
+  bool contexts; /* flagwire: each stream gets context {"targetingKey":"user-<i>"} (SSE: in the
+                    URL; WebSocket: in its subscribe) */
   const char *trigger_path;
   const char *trigger_token; /* optional: the trigger sends Authorization: Bearer <it> */
   int streams;
@@ -111,6 +133,7 @@ struct options {
 static struct options opt = {
     .server = SERVER_FLAGWIRE,
     .mode = MODE_LATENCY,
+    .transport = TRANSPORT_SSE,
     .per_worker = 10000,
     .toggles = 50,
     .pause_ms = 100,
@@ -188,34 +211,126 @@ static bool find_string(const char *text, const char *key, char *out, size_t cap
   return true;
 }
 
-/* base64url (RFC 4648 section 5) without padding. */
-static void base64url(const char *in, size_t len, char *out, size_t cap) {
-  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/* base64 (RFC 4648 section 4, with padding) or base64url (section 5, without). */
+static void base64_encode(const void *data, size_t len, bool url, char *out, size_t cap) {
+  static const char standard[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char url_safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const char *alphabet = url ? url_safe : standard;
+  const unsigned char *in = data;
   size_t o = 0;
-  for (size_t i = 0; i < len && o + 5 < cap; i += 3) {
-    uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
+  for (size_t i = 0; i < len && o + 4 < cap; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16;
     size_t rest = len - i;
     if (rest > 1)
-      v |= (uint32_t)(unsigned char)in[i + 1] << 8;
+      v |= (uint32_t)in[i + 1] << 8;
     if (rest > 2)
-      v |= (uint32_t)(unsigned char)in[i + 2];
+      v |= (uint32_t)in[i + 2];
     out[o++] = alphabet[(v >> 18) & 63];
     out[o++] = alphabet[(v >> 12) & 63];
     if (rest > 1)
       out[o++] = alphabet[(v >> 6) & 63];
+    else if (!url)
+      out[o++] = '=';
     if (rest > 2)
       out[o++] = alphabet[v & 63];
+    else if (!url)
+      out[o++] = '=';
   }
   out[o] = '\0';
 }
 
-/* xorshift64*: jitter only, seeded per worker. */
+/* SHA-1 (RFC 3174) of one short input, for Sec-WebSocket-Accept only: it lets the generator
+ * build with libuv alone. */
+static uint32_t rotl32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+static void sha1_block(uint32_t h[5], const unsigned char *block) {
+  uint32_t w[80];
+  for (int i = 0; i < 16; i++)
+    w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 |
+           (uint32_t)block[4 * i + 2] << 8 | (uint32_t)block[4 * i + 3];
+  for (int i = 16; i < 80; i++)
+    w[i] = rotl32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+  for (int i = 0; i < 80; i++) {
+    uint32_t f, k;
+    if (i < 20) {
+      f = (b & c) | (~b & d);
+      k = 0x5A827999;
+    } else if (i < 40) {
+      f = b ^ c ^ d;
+      k = 0x6ED9EBA1;
+    } else if (i < 60) {
+      f = (b & c) | (b & d) | (c & d);
+      k = 0x8F1BBCDC;
+    } else {
+      f = b ^ c ^ d;
+      k = 0xCA62C1D6;
+    }
+    uint32_t t = rotl32(a, 5) + f + e + k + w[i];
+    e = d;
+    d = c;
+    c = rotl32(b, 30);
+    b = a;
+    a = t;
+  }
+  h[0] += a;
+  h[1] += b;
+  h[2] += c;
+  h[3] += d;
+  h[4] += e;
+}
+
+static void sha1(const void *data, size_t len, unsigned char out[20]) {
+  uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+  const unsigned char *in = data;
+  size_t i = 0;
+  for (; i + 64 <= len; i += 64)
+    sha1_block(h, in + i);
+  /* The rest, 0x80, zeros, and the length in bits: one block, or two when it does not fit. */
+  unsigned char tail[128] = {0};
+  size_t rest = len - i;
+  memcpy(tail, in + i, rest);
+  tail[rest] = 0x80;
+  size_t tail_len = rest + 9 <= 64 ? 64 : 128;
+  uint64_t bits = (uint64_t)len * 8;
+  for (int j = 0; j < 8; j++)
+    tail[tail_len - 1 - (size_t)j] = (unsigned char)(bits >> (8 * j));
+  sha1_block(h, tail);
+  if (tail_len == 128)
+    sha1_block(h, tail + 64);
+  for (int j = 0; j < 5; j++) {
+    out[4 * j] = (unsigned char)(h[j] >> 24);
+    out[4 * j + 1] = (unsigned char)(h[j] >> 16);
+    out[4 * j + 2] = (unsigned char)(h[j] >> 8);
+    out[4 * j + 3] = (unsigned char)h[j];
+  }
+}
+
+/* The Sec-WebSocket-Accept that answers a Sec-WebSocket-Key (RFC 6455 section 4.2.2). */
+static void ws_accept_for(const char *key, char out[29]) {
+  char joined[128];
+  int n = snprintf(joined, sizeof joined, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+  unsigned char digest[20];
+  sha1(joined, (size_t)n, digest);
+  base64_encode(digest, sizeof digest, false, out, 29);
+}
+
+/* xorshift64*: jitter, WebSocket keys and masks (RFC 6455 asks them unpredictable to scripts
+ * in a browser, which a benchmark has none of), seeded per worker. */
 static uint64_t rng_state = 88172645463325252ull;
-static uint32_t random_below(uint32_t bound) {
+static uint64_t random_u64(void) {
   rng_state ^= rng_state >> 12;
   rng_state ^= rng_state << 25;
   rng_state ^= rng_state >> 27;
-  return bound ? (uint32_t)((rng_state * 2685821657736338717ull) >> 33) % bound : 0;
+  return rng_state * 2685821657736338717ull;
+}
+static uint32_t random_below(uint32_t bound) {
+  uint64_t r = random_u64();
+  return bound ? (uint32_t)(r >> 33) % bound : 0;
+}
+
+static int64_t failure_backoff_ms(void) {
+  return FAILURE_BACKOFF_MIN_MS + random_below(FAILURE_BACKOFF_SPAN_MS);
 }
 
 /* --- messages between the parent and its workers --------------------------------------- */
@@ -235,6 +350,7 @@ struct counters {
   uint64_t heartbeats, comments, other_events, resyncs;
   uint64_t connect_errors, http_errors, disconnects, reconnects;
   uint64_t gaps, id_mismatches, duplicates, given_up;
+  uint64_t close_frames, protocol_errors, error_messages; /* WebSocket only */
 };
 
 struct wire_msg {
@@ -266,13 +382,85 @@ static void add_counters(struct counters *to, const struct counters *from) {
   to->id_mismatches += from->id_mismatches;
   to->duplicates += from->duplicates;
   to->given_up += from->given_up;
+  to->close_frames += from->close_frames;
+  to->protocol_errors += from->protocol_errors;
+  to->error_messages += from->error_messages;
 }
 
 /* =========================================================================================
  * Worker: one libuv loop holding a slice of the streams.
  * ======================================================================================= */
 
-enum stream_phase { PHASE_STATUS, PHASE_HEADERS, PHASE_BODY };
+/* PHASE_BODY: the event stream (SSE); PHASE_FRAMES: WebSocket frames. */
+enum stream_phase { PHASE_STATUS, PHASE_HEADERS, PHASE_BODY, PHASE_FRAMES };
+
+/* What a WebSocket message is, by its top-level "type" (nchan's messages have none). */
+enum ws_kind {
+  WS_MSG_OTHER,
+  WS_MSG_CONNECTED,
+  WS_MSG_SUBSCRIBED,
+  WS_MSG_SNAPSHOT,
+  WS_MSG_FLAG_UPDATED,
+  WS_MSG_GOODBYE,
+  WS_MSG_ERROR,
+};
+
+enum json_state {
+  JS_BEFORE,      /* before the opening brace */
+  JS_KEY_START,   /* before a key (or the closing brace) */
+  JS_KEY,         /* in a key */
+  JS_COLON,       /* after a key */
+  JS_VALUE_START, /* after the colon */
+  JS_STRING,      /* in a top-level string value */
+  JS_SCALAR,      /* in a top-level number, true, false or null */
+  JS_NESTED,      /* in an object or array value: skipped, its depth counted */
+  JS_AFTER_VALUE, /* after a value: a comma or the closing brace */
+  JS_DONE,        /* after the closing brace */
+  JS_BAD,         /* not a JSON object */
+};
+
+/* The top-level fields of one message, read byte by byte as its frames arrive, so that a
+ * message costs the same few bytes whatever its size and wherever its fields are. */
+struct json_scan {
+  uint8_t state;
+  uint8_t field; /* which wanted field the value being read is */
+  bool escape;
+  bool in_string; /* JS_NESTED */
+  bool value_overflow;
+  uint8_t key_len;
+  uint8_t value_len;
+  uint8_t kind;   /* enum ws_kind */
+  uint8_t reason; /* 1 shutdown, 2 overloaded, 3 another reason */
+  bool has_rev, has_revision, has_after;
+  uint32_t depth; /* JS_NESTED */
+  int64_t rev, revision, after_ms;
+  char key[JSON_KEY_KEEP];
+  char value[ID_KEEP];
+  char epoch[ID_KEEP];
+  char code[24]; /* an error's "code" */
+};
+
+/* A WebSocket stream's frame reader (server frames are never masked). */
+struct ws_state {
+  uint8_t head[10]; /* the frame header read so far */
+  uint8_t head_len;
+  uint8_t opcode;  /* of the frame being read */
+  uint8_t message; /* opcode (text or binary) of the message in flight, 0 when none */
+  bool fin;
+  bool in_payload;
+  uint8_t control_len;
+  uint64_t left; /* payload bytes of the current frame still to come */
+  uint8_t control[WS_CONTROL_MAX];
+  struct json_scan json;
+};
+
+/* What a WebSocket handshake's answer showed (RFC 6455 section 4.2.2, point 5). */
+enum {
+  WS_HEAD_UPGRADE = 1,    /* Upgrade: websocket */
+  WS_HEAD_CONNECTION = 2, /* Connection: Upgrade */
+  WS_HEAD_ACCEPT = 4,     /* the Sec-WebSocket-Accept of this stream's key */
+  WS_HEAD_REFUSED = 8,    /* an extension or subprotocol this client did not offer */
+};
 
 struct worker;
 
@@ -286,7 +474,7 @@ struct stream {
   uint32_t index; /* index over every worker: names the stream's context */
   bool open;      /* tcp handle initialised and not closed */
   bool closing;
-  bool established;   /* counted once: its first snapshot (flagwire) or 200 head (nchan) */
+  bool established;   /* counted once: its first snapshot (flagwire) or 200/101 head (nchan) */
   bool resumed;       /* storm: holds a working stream on the restarted server */
   int64_t resumed_ns; /* storm: when it last became resumed */
   bool has_base;
@@ -301,13 +489,26 @@ struct stream {
   /* response parsing */
   enum stream_phase phase;
   int status;
-  char line[LINE_KEEP];
-  uint16_t line_len;
-  bool line_truncated;
-  char event[EVENT_KEEP];
-  char data[DATA_KEEP];
-  uint16_t data_len;
-  bool data_seen;
+  /* WebSocket, per connection: the handshake's checks (WS_HEAD_*), whether this side's close
+   * frame is sent (what follows is ignored), and the wait before reconnecting that a goodbye
+   * or close frame set (-1: none, a broken connection waits the failure backoff). */
+  uint8_t ws_head;
+  bool ws_close_sent;
+  int32_t ws_pending_delay_ms;
+  unsigned char ws_key[WS_KEY_BYTES];
+  /* The head's lines and the SSE body, or the WebSocket frames: never both at once. */
+  union {
+    struct {
+      char line[LINE_KEEP];
+      uint16_t line_len;
+      bool line_truncated;
+      char event[EVENT_KEEP];
+      char data[DATA_KEEP];
+      uint16_t data_len;
+      bool data_seen;
+    };
+    struct ws_state ws;
+  };
 };
 
 struct worker {
@@ -352,6 +553,9 @@ static char read_buffer[65536];
 
 static void stream_open(struct stream *s);
 static void stream_drop(struct stream *s, int64_t reconnect_after_ms);
+static void ws_head_line(struct stream *s, const char *line);
+static void ws_head_done(struct stream *s);
+static void ws_on_bytes(struct stream *s, const unsigned char *bytes, size_t n);
 
 /* --- control channel (worker side) ----------------------------------------------------- */
 
@@ -577,14 +781,21 @@ static void record_change(struct stream *s, int64_t seq) {
 
 /* --- one stream: events ---------------------------------------------------------------- */
 
-static void on_goodbye(struct stream *s) {
-  char reason[32] = "";
-  int64_t after_ms = 0;
-  find_string(s->data, "\"reason\":\"", reason, sizeof reason);
-  find_int(s->data, "\"reconnect_after_ms\":", &after_ms);
+enum goodbye_reason { REASON_NONE, REASON_SHUTDOWN, REASON_OVERLOADED, REASON_OTHER };
+
+static enum goodbye_reason goodbye_reason_of(const char *reason) {
   if (strcmp(reason, "shutdown") == 0)
+    return REASON_SHUTDOWN;
+  if (strcmp(reason, "overloaded") == 0)
+    return REASON_OVERLOADED;
+  return REASON_OTHER;
+}
+
+/* Counts a goodbye (either transport) and returns the wait before reconnecting. */
+static int64_t count_goodbye(enum goodbye_reason reason, int64_t after_ms) {
+  if (reason == REASON_SHUTDOWN)
     W.counters.goodbye_shutdown++;
-  else if (strcmp(reason, "overloaded") == 0)
+  else if (reason == REASON_OVERLOADED)
     W.counters.goodbye_overloaded++;
   else
     W.counters.goodbye_other++;
@@ -598,14 +809,20 @@ static void on_goodbye(struct stream *s) {
     after_ms = 0;
   if (after_ms > MAX_RECONNECT_AFTER_MS)
     after_ms = MAX_RECONNECT_AFTER_MS;
-  /* The server closes the stream after goodbye; closing it here as well changes nothing. */
-  stream_drop(s, after_ms);
+  return after_ms;
 }
 
-static void on_snapshot(struct stream *s) {
-  int64_t rev = 0;
-  char *end;
-  rev = strtoll(s->last_id, &end, 10);
+static void on_goodbye(struct stream *s) {
+  char reason[32] = "";
+  int64_t after_ms = 0;
+  find_string(s->data, "\"reason\":\"", reason, sizeof reason);
+  find_int(s->data, "\"reconnect_after_ms\":", &after_ms);
+  /* The server closes the stream after goodbye; closing it here as well changes nothing. */
+  stream_drop(s, count_goodbye(goodbye_reason_of(reason), after_ms));
+}
+
+/* A snapshot at revision `rev` (either transport): the stream's base, or a resync. */
+static void snapshot_at(struct stream *s, int64_t rev) {
   if (!s->has_base) {
     s->has_base = true;
     s->base_rev = rev;
@@ -613,8 +830,14 @@ static void on_snapshot(struct stream *s) {
     W.counters.resyncs++;
   }
   s->last_rev = rev;
-  find_string(s->data, "\"epoch\":\"", s->epoch, sizeof s->epoch);
   stream_became_established(s);
+}
+
+static void on_snapshot(struct stream *s) {
+  char *end;
+  int64_t rev = strtoll(s->last_id, &end, 10);
+  find_string(s->data, "\"epoch\":\"", s->epoch, sizeof s->epoch);
+  snapshot_at(s, rev);
 }
 
 static void on_event(struct stream *s) {
@@ -643,14 +866,20 @@ static void on_event(struct stream *s) {
 
 /* --- one stream: the wire -------------------------------------------------------------- */
 
-static bool header_is(const char *line, const char *name, const char *value) {
+/* The value of header `name` if `line` is that header (leading blanks skipped), or NULL. */
+static const char *header_value(const char *line, const char *name) {
   size_t n = strlen(name);
   if (strncasecmp(line, name, n) != 0 || line[n] != ':')
-    return false;
+    return NULL;
   const char *v = line + n + 1;
   while (*v == ' ' || *v == '\t')
     v++;
-  return strncasecmp(v, value, strlen(value)) == 0;
+  return v;
+}
+
+static bool header_is(const char *line, const char *name, const char *value) {
+  const char *v = header_value(line, name);
+  return v && strncasecmp(v, value, strlen(value)) == 0;
 }
 
 /* A line of the response head. */
@@ -669,10 +898,17 @@ static void on_head_line(struct stream *s, const char *line, size_t len) {
       note("worker: a stream answered with chunked encoding, which this client does not read");
       s->attempts = MAX_ATTEMPTS;
       stream_drop(s, FAILURE_BACKOFF_MIN_MS);
+      return;
     }
+    if (opt.transport == TRANSPORT_WS)
+      ws_head_line(s, line);
     return;
   }
   /* The blank line: the head is over. */
+  if (opt.transport == TRANSPORT_WS) {
+    ws_head_done(s);
+    return;
+  }
   if (s->status != 200) {
     W.counters.http_errors++;
     stream_drop(s, HTTP_ERROR_BACKOFF_MS);
@@ -733,18 +969,24 @@ static void on_line(struct stream *s) {
   if (!s->line_truncated && len > 0 && s->line[len - 1] == '\r')
     len--;
   s->line[len] = '\0';
+  /* Reset before the line is handled: the head's end hands this memory to the frame reader. */
+  s->line_len = 0;
+  s->line_truncated = false;
   if (s->phase == PHASE_BODY)
     on_body_line(s, s->line, len);
   else
     on_head_line(s, s->line, len);
-  s->line_len = 0;
-  s->line_truncated = false;
 }
 
-/* Splits what arrived into lines; a line longer than LINE_KEEP keeps its start only. */
+/* Splits what arrived into lines (a line longer than LINE_KEEP keeps its start only); once a
+ * WebSocket head is over, the rest are frames. */
 static void on_bytes(struct stream *s, const char *bytes, size_t n) {
   size_t i = 0;
   while (i < n && !s->closing) {
+    if (s->phase == PHASE_FRAMES) {
+      ws_on_bytes(s, (const unsigned char *)bytes + i, n - i);
+      return;
+    }
     const char *nl = memchr(bytes + i, '\n', n - i);
     size_t take = nl ? (size_t)(nl - (bytes + i)) : n - i;
     size_t room = LINE_KEEP - 1u - s->line_len;
@@ -758,6 +1000,583 @@ static void on_bytes(struct stream *s, const char *bytes, size_t n) {
       i++;
       on_line(s);
     }
+  }
+}
+
+/* --- one stream: WebSocket ------------------------------------------------------------- */
+
+enum ws_opcode {
+  WS_CONTINUATION = 0x0,
+  WS_TEXT = 0x1,
+  WS_BINARY = 0x2,
+  WS_CLOSE = 0x8,
+  WS_PING = 0x9,
+  WS_PONG = 0xA,
+};
+
+/* The server's close frame follows its goodbye; past this wait the stream stops waiting. */
+#define WS_CLOSE_WAIT_MS 5000
+
+enum json_field { F_NONE, F_TYPE, F_REV, F_REVISION, F_EPOCH, F_REASON, F_AFTER, F_CODE };
+
+static enum json_field json_field_of(const char *key, size_t len) {
+  static const struct {
+    const char *name;
+    enum json_field field;
+  } fields[] = {{"type", F_TYPE},   {"rev", F_REV},       {"revision", F_REVISION},
+                {"epoch", F_EPOCH}, {"reason", F_REASON}, {"reconnect_after_ms", F_AFTER},
+                {"code", F_CODE}};
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+    if (strlen(fields[i].name) == len && memcmp(fields[i].name, key, len) == 0)
+      return fields[i].field;
+  return F_NONE;
+}
+
+static enum ws_kind ws_kind_of(const char *type) {
+  static const struct {
+    const char *name;
+    enum ws_kind kind;
+  } kinds[] = {{"connected", WS_MSG_CONNECTED}, {"subscribed", WS_MSG_SUBSCRIBED},
+               {"snapshot", WS_MSG_SNAPSHOT},   {"flag_updated", WS_MSG_FLAG_UPDATED},
+               {"goodbye", WS_MSG_GOODBYE},     {"error", WS_MSG_ERROR}};
+  for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+    if (strcmp(kinds[i].name, type) == 0)
+      return kinds[i].kind;
+  return WS_MSG_OTHER;
+}
+
+static bool json_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+static bool parse_int64(const char *text, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  if (errno || end == text || *end)
+    return false;
+  *out = v;
+  return true;
+}
+
+static void json_value_char(struct json_scan *j, unsigned char c) {
+  if (j->value_len + 1u < sizeof j->value)
+    j->value[j->value_len++] = (char)c;
+  else
+    j->value_overflow = true;
+}
+
+/* A top-level value is complete: keep it if its key is one this client reads. */
+static void json_value_done(struct json_scan *j) {
+  j->value[j->value_len] = '\0';
+  bool whole = !j->value_overflow;
+  switch ((enum json_field)j->field) {
+  case F_TYPE:
+    j->kind = whole ? (uint8_t)ws_kind_of(j->value) : WS_MSG_OTHER;
+    break;
+  case F_REV:
+    j->has_rev = whole && parse_int64(j->value, &j->rev);
+    break;
+  case F_REVISION:
+    j->has_revision = whole && parse_int64(j->value, &j->revision);
+    break;
+  case F_EPOCH:
+    if (whole)
+      memcpy(j->epoch, j->value, (size_t)j->value_len + 1);
+    break;
+  case F_REASON:
+    j->reason = whole ? (uint8_t)goodbye_reason_of(j->value) : REASON_OTHER;
+    break;
+  case F_AFTER:
+    j->has_after = whole && parse_int64(j->value, &j->after_ms);
+    break;
+  case F_CODE:
+    snprintf(j->code, sizeof j->code, "%.*s", (int)sizeof j->code - 1, j->value);
+    break;
+  case F_NONE:
+    break;
+  }
+  j->field = F_NONE;
+}
+
+/* Reads the next bytes of a text message as one JSON object (RFC 8259), keeping its wanted
+ * top-level fields; nested values are skipped with their depth counted. */
+static void json_feed(struct json_scan *j, const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = p[i];
+    switch ((enum json_state)j->state) {
+    case JS_BEFORE:
+      if (c == '{')
+        j->state = JS_KEY_START;
+      else if (!json_space(c))
+        j->state = JS_BAD;
+      break;
+    case JS_KEY_START:
+      if (c == '"') {
+        j->state = JS_KEY;
+        j->key_len = 0;
+        j->escape = false;
+      } else if (c == '}') {
+        j->state = JS_DONE;
+      } else if (!json_space(c)) {
+        j->state = JS_BAD;
+      }
+      break;
+    case JS_KEY:
+      if (j->escape) {
+        /* No key this client reads has an escape: a full key_len matches none. */
+        j->escape = false;
+        j->key_len = JSON_KEY_KEEP;
+      } else if (c == '\\') {
+        j->escape = true;
+      } else if (c == '"') {
+        j->field = j->key_len < JSON_KEY_KEEP ? (uint8_t)json_field_of(j->key, j->key_len)
+                                              : (uint8_t)F_NONE;
+        j->state = JS_COLON;
+      } else if (j->key_len < JSON_KEY_KEEP) {
+        j->key[j->key_len++] = (char)c;
+      }
+      break;
+    case JS_COLON:
+      if (c == ':')
+        j->state = JS_VALUE_START;
+      else if (!json_space(c))
+        j->state = JS_BAD;
+      break;
+    case JS_VALUE_START:
+      if (json_space(c))
+        break;
+      j->value_len = 0;
+      j->value_overflow = false;
+      j->escape = false;
+      if (c == '"') {
+        j->state = JS_STRING;
+      } else if (c == '{' || c == '[') {
+        j->state = JS_NESTED;
+        j->depth = 1;
+        j->in_string = false;
+        j->field = F_NONE;
+      } else {
+        j->state = JS_SCALAR;
+        json_value_char(j, c);
+      }
+      break;
+    case JS_STRING:
+      /* Escapes are kept as written: no value this client compares has one. */
+      if (j->escape) {
+        j->escape = false;
+        json_value_char(j, c);
+      } else if (c == '\\') {
+        j->escape = true;
+        json_value_char(j, c);
+      } else if (c == '"') {
+        json_value_done(j);
+        j->state = JS_AFTER_VALUE;
+      } else {
+        json_value_char(j, c);
+      }
+      break;
+    case JS_SCALAR:
+      if (c == ',' || c == '}' || json_space(c)) {
+        json_value_done(j);
+        j->state = c == ',' ? JS_KEY_START : c == '}' ? JS_DONE : JS_AFTER_VALUE;
+      } else {
+        json_value_char(j, c);
+      }
+      break;
+    case JS_NESTED:
+      if (j->in_string) {
+        if (j->escape)
+          j->escape = false;
+        else if (c == '\\')
+          j->escape = true;
+        else if (c == '"')
+          j->in_string = false;
+      } else if (c == '"') {
+        j->in_string = true;
+      } else if (c == '{' || c == '[') {
+        j->depth++;
+      } else if ((c == '}' || c == ']') && --j->depth == 0) {
+        j->state = JS_AFTER_VALUE;
+      }
+      break;
+    case JS_AFTER_VALUE:
+      if (c == ',')
+        j->state = JS_KEY_START;
+      else if (c == '}')
+        j->state = JS_DONE;
+      else if (!json_space(c))
+        j->state = JS_BAD;
+      break;
+    case JS_DONE:
+      if (!json_space(c))
+        j->state = JS_BAD;
+      break;
+    case JS_BAD:
+      return;
+    }
+  }
+}
+
+/* One frame this client sends; it lives until written. */
+struct ws_write {
+  uv_write_t req;
+  struct stream *stream;
+  bool then_drop; /* a close frame: the connection ends once it is written */
+  unsigned char bytes[];
+};
+
+/* The wait before reconnecting once this connection ends. */
+static int64_t ws_drop_delay(const struct stream *s) {
+  return s->ws_pending_delay_ms >= 0 ? s->ws_pending_delay_ms : failure_backoff_ms();
+}
+
+static void on_ws_written(uv_write_t *req, int status) {
+  struct ws_write *w = req->data;
+  struct stream *s = w->stream;
+  bool then_drop = w->then_drop;
+  free(w);
+  /* Cancelled: the connection is already being closed. */
+  if (status == UV_ECANCELED)
+    return;
+  if (status < 0 || then_drop)
+    stream_drop(s, ws_drop_delay(s));
+}
+
+/* Sends one masked frame with FIN set (RFC 6455 section 5.2); nothing after a close frame. */
+static void ws_send(struct stream *s, enum ws_opcode opcode, const void *payload, size_t len,
+                    bool then_drop) {
+  if (!s->open || s->closing || s->ws_close_sent)
+    return;
+  size_t head = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  struct ws_write *w = malloc(sizeof *w + head + 4 + len);
+  if (!w)
+    die("worker: out of memory");
+  unsigned char *b = w->bytes;
+  b[0] = (unsigned char)(0x80 | opcode);
+  if (len < 126) {
+    b[1] = (unsigned char)(0x80 | len);
+  } else if (len < 65536) {
+    b[1] = 0x80 | 126;
+    b[2] = (unsigned char)(len >> 8);
+    b[3] = (unsigned char)len;
+  } else {
+    b[1] = 0x80 | 127;
+    for (int i = 0; i < 8; i++)
+      b[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+  }
+  uint64_t r = random_u64();
+  unsigned char *mask = b + head;
+  for (int i = 0; i < 4; i++)
+    mask[i] = (unsigned char)(r >> (8 * i + 16));
+  const unsigned char *in = payload;
+  for (size_t i = 0; i < len; i++)
+    b[head + 4 + i] = in[i] ^ mask[i % 4];
+  w->req.data = w;
+  w->stream = s;
+  w->then_drop = then_drop;
+  if (opcode == WS_CLOSE)
+    s->ws_close_sent = true;
+  uv_buf_t buf = uv_buf_init((char *)b, (unsigned)(head + 4 + len));
+  int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, on_ws_written);
+  if (rc < 0) {
+    free(w);
+    stream_drop(s, ws_drop_delay(s));
+  }
+}
+
+static void ws_close_with(struct stream *s, uint16_t code) {
+  unsigned char payload[2] = {(unsigned char)(code >> 8), (unsigned char)code};
+  stream_set_resumed(s, false);
+  ws_send(s, WS_CLOSE, payload, sizeof payload, true);
+}
+
+/* The server broke the protocol: close with `code` (RFC 6455 section 7.4.1). */
+static void ws_fail(struct stream *s, uint16_t code, const char *why) {
+  if (W.counters.protocol_errors++ < NOTES_PER_KIND)
+    note("worker: stream %u: %s; closing with %u", s->index, why, code);
+  ws_close_with(s, code);
+}
+
+/* flagwire: subscribe the socket to every flag, from its cursor when it has one. */
+static void ws_subscribe(struct stream *s) {
+  char msg[256];
+  int n = snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"channels\":[\"flags\"]");
+  if (s->has_base && s->epoch[0])
+    n += snprintf(msg + n, sizeof msg - (size_t)n, ",\"since\":%" PRId64 ",\"epoch\":\"%s\"",
+                  s->last_rev, s->epoch);
+  if (opt.contexts)
+    n += snprintf(msg + n, sizeof msg - (size_t)n, ",\"context\":{\"targetingKey\":\"user-%u\"}",
+                  s->index);
+  n += snprintf(msg + n, sizeof msg - (size_t)n, "}");
+  if (n >= (int)sizeof msg)
+    die("worker: the subscribe message does not fit in %zu bytes", sizeof msg);
+  ws_send(s, WS_TEXT, msg, (size_t)n, false);
+}
+
+static void on_ws_close_wait(uv_timer_t *t) {
+  struct stream *s = t->data;
+  stream_drop(s, ws_drop_delay(s));
+}
+
+/* One whole text message. */
+static void ws_on_message(struct stream *s) {
+  struct json_scan *j = &s->ws.json;
+  if (j->state != JS_DONE) {
+    W.counters.other_events++;
+    return;
+  }
+  if (opt.server == SERVER_NCHAN) {
+    if (j->has_rev)
+      record_change(s, j->rev);
+    else
+      W.counters.other_events++;
+    return;
+  }
+  switch ((enum ws_kind)j->kind) {
+  case WS_MSG_CONNECTED:
+    /* A resuming stream keeps the epoch its cursor belongs to. */
+    if (!s->epoch[0] && j->epoch[0])
+      memcpy(s->epoch, j->epoch, sizeof s->epoch);
+    ws_subscribe(s);
+    break;
+  case WS_MSG_SUBSCRIBED:
+    /* Resuming with a current cursor, nothing follows: the stream is back. Were a snapshot
+     * to follow, it would count as a resync. */
+    if (s->has_base)
+      stream_set_resumed(s, true);
+    break;
+  case WS_MSG_SNAPSHOT: {
+    int64_t rev;
+    if (j->has_rev)
+      rev = j->rev;
+    else if (j->has_revision)
+      rev = j->revision;
+    else {
+      W.counters.other_events++;
+      break;
+    }
+    if (j->epoch[0])
+      memcpy(s->epoch, j->epoch, sizeof s->epoch);
+    snapshot_at(s, rev);
+    break;
+  }
+  case WS_MSG_FLAG_UPDATED:
+    /* The change without its revision cannot be placed: the counterpart of an SSE event
+     * whose id: and "rev" disagree. */
+    if (j->has_rev)
+      record_change(s, j->rev);
+    else
+      W.counters.id_mismatches++;
+    break;
+  case WS_MSG_GOODBYE:
+    s->ws_pending_delay_ms = (int32_t)count_goodbye(
+        j->reason ? (enum goodbye_reason)j->reason : REASON_OTHER, j->has_after ? j->after_ms : 0);
+    stream_set_resumed(s, false);
+    uv_timer_start(&s->retry_timer, on_ws_close_wait, WS_CLOSE_WAIT_MS, 0);
+    break;
+  case WS_MSG_ERROR:
+    if (W.counters.error_messages++ < NOTES_PER_KIND)
+      note("worker: stream %u: the server answered an error (code %s)", s->index,
+           j->code[0] ? j->code : "none");
+    break;
+  case WS_MSG_OTHER:
+    W.counters.other_events++;
+    break;
+  }
+}
+
+static void ws_on_close(struct stream *s) {
+  W.counters.close_frames++;
+  if (s->ws_pending_delay_ms < 0) {
+    if (s->established)
+      W.counters.disconnects++;
+    s->ws_pending_delay_ms = (int32_t)failure_backoff_ms();
+  }
+  /* The close frame is answered with its code; 1005, 1006 and 1015 are never sent. */
+  uint16_t code = 1000;
+  if (s->ws.control_len >= 2) {
+    uint16_t got = (uint16_t)(s->ws.control[0] << 8 | s->ws.control[1]);
+    if (got >= 1000 && got != 1005 && got != 1006 && got != 1015)
+      code = got;
+  }
+  ws_close_with(s, code);
+}
+
+/* A frame's payload has all arrived. */
+static void ws_frame_end(struct stream *s) {
+  struct ws_state *ws = &s->ws;
+  ws->in_payload = false;
+  switch ((enum ws_opcode)ws->opcode) {
+  case WS_PING:
+    W.counters.heartbeats++;
+    ws_send(s, WS_PONG, ws->control, ws->control_len, false);
+    return;
+  case WS_PONG:
+    return;
+  case WS_CLOSE:
+    ws_on_close(s);
+    return;
+  case WS_CONTINUATION:
+  case WS_TEXT:
+  case WS_BINARY:
+    break;
+  }
+  if (!ws->fin)
+    return;
+  uint8_t message = ws->message;
+  ws->message = 0;
+  if (message == WS_TEXT)
+    ws_on_message(s);
+  else
+    W.counters.other_events++;
+}
+
+/* The frame's header is complete: check it, and start its payload. */
+static void ws_frame_start(struct stream *s) {
+  struct ws_state *ws = &s->ws;
+  const unsigned char *h = ws->head;
+  uint64_t len = h[1] & 0x7F;
+  if (len == 126) {
+    len = (uint64_t)h[2] << 8 | h[3];
+  } else if (len == 127) {
+    len = 0;
+    for (int i = 0; i < 8; i++)
+      len = len << 8 | h[2 + i];
+    if (len >> 63) {
+      ws_fail(s, 1002, "a frame length has its top bit set");
+      return;
+    }
+  }
+  ws->head_len = 0;
+  ws->opcode = h[0] & 0x0F;
+  ws->fin = (h[0] & 0x80) != 0;
+  ws->left = len;
+  if (ws->opcode >= WS_CLOSE) {
+    ws->control_len = 0;
+  } else if (ws->opcode == WS_CONTINUATION) {
+    if (!ws->message) {
+      ws_fail(s, 1002, "a continuation frame without a message");
+      return;
+    }
+  } else {
+    if (ws->message) {
+      ws_fail(s, 1002, "a new message inside a fragmented one");
+      return;
+    }
+    ws->message = ws->opcode;
+    if (ws->message == WS_TEXT)
+      memset(&ws->json, 0, sizeof ws->json);
+  }
+  if (len == 0)
+    ws_frame_end(s);
+  else
+    ws->in_payload = true;
+}
+
+/* The first two bytes of a header: what a server may send (RFC 6455 sections 5.2 and 5.5). */
+static bool ws_head_valid(struct stream *s) {
+  unsigned char b0 = s->ws.head[0], b1 = s->ws.head[1];
+  unsigned opcode = b0 & 0x0F;
+  if (b0 & 0x70)
+    ws_fail(s, 1002, "a reserved bit is set (no extension was negotiated)");
+  else if (b1 & 0x80)
+    ws_fail(s, 1002, "a server frame is masked");
+  else if ((opcode > WS_BINARY && opcode < WS_CLOSE) || opcode > WS_PONG)
+    ws_fail(s, 1002, "a reserved opcode");
+  else if (opcode >= WS_CLOSE && !(b0 & 0x80))
+    ws_fail(s, 1002, "a fragmented control frame");
+  else if (opcode >= WS_CLOSE && (b1 & 0x7F) > WS_CONTROL_MAX)
+    ws_fail(s, 1002, "a control frame longer than 125 bytes");
+  else
+    return true;
+  return false;
+}
+
+/* Frames as they arrive, split anywhere. */
+static void ws_on_bytes(struct stream *s, const unsigned char *bytes, size_t n) {
+  struct ws_state *ws = &s->ws;
+  size_t i = 0;
+  while (i < n && !s->closing && !s->ws_close_sent) {
+    if (!ws->in_payload) {
+      ws->head[ws->head_len++] = bytes[i++];
+      if (ws->head_len == 2 && !ws_head_valid(s))
+        return;
+      if (ws->head_len < 2)
+        continue;
+      unsigned len7 = ws->head[1] & 0x7F;
+      size_t need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
+      if (ws->head_len == need)
+        ws_frame_start(s);
+      continue;
+    }
+    size_t take = n - i;
+    if (take > ws->left)
+      take = (size_t)ws->left;
+    if (ws->opcode >= WS_CLOSE) {
+      memcpy(ws->control + ws->control_len, bytes + i, take);
+      ws->control_len = (uint8_t)(ws->control_len + take);
+    } else if (ws->message == WS_TEXT) {
+      json_feed(&ws->json, bytes + i, take);
+    }
+    i += take;
+    ws->left -= take;
+    if (ws->left == 0)
+      ws_frame_end(s);
+  }
+}
+
+/* A header line of the handshake's answer. */
+static void ws_head_line(struct stream *s, const char *line) {
+  const char *v;
+  if ((v = header_value(line, "Upgrade"))) {
+    if (strcasecmp(v, "websocket") == 0)
+      s->ws_head |= WS_HEAD_UPGRADE;
+  } else if ((v = header_value(line, "Connection"))) {
+    if (strcasestr(v, "upgrade"))
+      s->ws_head |= WS_HEAD_CONNECTION;
+  } else if ((v = header_value(line, "Sec-WebSocket-Accept"))) {
+    char key[32], want[29];
+    base64_encode(s->ws_key, sizeof s->ws_key, false, key, sizeof key);
+    ws_accept_for(key, want);
+    if (strcmp(v, want) == 0)
+      s->ws_head |= WS_HEAD_ACCEPT;
+  } else if (header_value(line, "Sec-WebSocket-Extensions") ||
+             header_value(line, "Sec-WebSocket-Protocol")) {
+    s->ws_head |= WS_HEAD_REFUSED;
+  }
+}
+
+/* The handshake's answer is over: 101 and every check passed, or the stream retries. */
+static void ws_head_done(struct stream *s) {
+  if (s->status != 101) {
+    static unsigned notes;
+    if (notes++ < NOTES_PER_KIND)
+      note("worker: a WebSocket handshake was answered %d, not 101", s->status);
+    W.counters.http_errors++;
+    stream_drop(s, HTTP_ERROR_BACKOFF_MS);
+    return;
+  }
+  const uint8_t need = WS_HEAD_UPGRADE | WS_HEAD_CONNECTION | WS_HEAD_ACCEPT;
+  if ((s->ws_head & need) != need || (s->ws_head & WS_HEAD_REFUSED)) {
+    static unsigned notes;
+    if (notes++ < NOTES_PER_KIND)
+      note("worker: a WebSocket handshake failed:%s%s%s%s",
+           s->ws_head & WS_HEAD_UPGRADE ? "" : " no Upgrade: websocket;",
+           s->ws_head & WS_HEAD_CONNECTION ? "" : " no Connection: Upgrade;",
+           s->ws_head & WS_HEAD_ACCEPT ? "" : " no or a wrong Sec-WebSocket-Accept;",
+           s->ws_head & WS_HEAD_REFUSED ? " an extension or subprotocol not offered;" : "");
+    W.counters.http_errors++;
+    /* A server that answers so will answer so again. */
+    s->attempts = MAX_ATTEMPTS;
+    stream_drop(s, FAILURE_BACKOFF_MIN_MS);
+    return;
+  }
+  s->phase = PHASE_FRAMES;
+  memset(&s->ws, 0, sizeof s->ws);
+  s->attempts = 0;
+  /* nchan has nothing to say at connect; flagwire sends `connected`. */
+  if (opt.server == SERVER_NCHAN) {
+    stream_became_established(s);
+    stream_set_resumed(s, true);
   }
 }
 
@@ -792,10 +1611,6 @@ static void stream_drop(struct stream *s, int64_t reconnect_after_ms) {
   uv_close((uv_handle_t *)&s->tcp, on_stream_closed);
 }
 
-static int64_t failure_backoff_ms(void) {
-  return FAILURE_BACKOFF_MIN_MS + random_below(FAILURE_BACKOFF_SPAN_MS);
-}
-
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)h;
   (void)suggested;
@@ -805,9 +1620,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_stream_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf) {
   struct stream *s = tcp->data;
   if (nread < 0) {
-    if (s->established)
+    /* After a WebSocket goodbye or close frame the end is expected, and its wait is set. */
+    if (s->established && s->ws_pending_delay_ms < 0)
       W.counters.disconnects++;
-    stream_drop(s, failure_backoff_ms());
+    stream_drop(s, ws_drop_delay(s));
     return;
   }
   on_bytes(s, buf->base, (size_t)nread);
@@ -823,15 +1639,35 @@ static void on_request_written(uv_write_t *req, int status) {
   }
 }
 
+/* Writes the WebSocket handshake into out, with a fresh key (RFC 6455 section 4.1). */
+static int build_ws_request(struct stream *s, char *out, size_t cap) {
+  for (size_t i = 0; i < sizeof s->ws_key; i += 8) {
+    uint64_t r = random_u64();
+    memcpy(s->ws_key + i, &r, sizeof s->ws_key - i < 8 ? sizeof s->ws_key - i : 8);
+  }
+  char key[32], auth[256] = "";
+  base64_encode(s->ws_key, sizeof s->ws_key, false, key, sizeof key);
+  if (opt.stream_token)
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", opt.stream_token);
+  int len = snprintf(out, cap,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     opt.stream_path, opt.port, key, auth);
+  return len > 0 && (size_t)len < cap ? len : -1;
+}
+
 /* Writes the request into out: GET, the context when asked, the cursor when resuming. */
-static int build_request(const struct stream *s, char *out, size_t cap) {
+static int build_request(struct stream *s, char *out, size_t cap) {
+  if (opt.transport == TRANSPORT_WS)
+    return build_ws_request(s, out, cap);
   char path[PATH_MAX_LEN];
   int n = snprintf(path, sizeof path, "%s", opt.stream_path);
   char sep = strchr(opt.stream_path, '?') ? '&' : '?';
   if (opt.contexts) {
     char json[96], encoded[160];
     int jl = snprintf(json, sizeof json, "{\"targetingKey\":\"user-%u\"}", s->index);
-    base64url(json, (size_t)jl, encoded, sizeof encoded);
+    base64_encode(json, (size_t)jl, true, encoded, sizeof encoded);
     n += snprintf(path + n, sizeof path - (size_t)n, "%ccontext=%s", sep, encoded);
     sep = '&';
   }
@@ -893,6 +1729,9 @@ static void stream_open(struct stream *s) {
   s->data[0] = '\0';
   s->data_len = 0;
   s->data_seen = false;
+  s->ws_head = 0;
+  s->ws_close_sent = false;
+  s->ws_pending_delay_ms = -1;
   int rc = uv_tcp_init_ex(&W.loop, &s->tcp, AF_INET);
   if (rc < 0)
     die("worker: uv_tcp_init_ex: %s", uv_strerror(rc));
@@ -1419,14 +2258,14 @@ static struct storm_result run_storm(struct samples *resumes) {
 /* --- command line ---------------------------------------------------------------------- */
 
 _Noreturn static void usage(void) {
-  fputs(
-      "usage: loadgen --server flagwire|nchan --port PORT --streams N\n"
-      "               --stream PATH --trigger PATH\n"
-      "               [--mode latency|storm] [--stream-token T] [--trigger-token T] [--contexts]\n"
-      "               [--toggles 50] [--pause-ms 100] [--timeout-ms 10000] [--per-worker 10000]\n"
-      "               [--connect-window 256] [--connect-deadline-s 120] [--source-base 1]\n"
-      "               [--pids PID,PID,...]\n",
-      stderr);
+  fputs("usage: loadgen --server flagwire|nchan --port PORT --streams N\n"
+        "               --stream PATH --trigger PATH\n"
+        "               [--transport sse|ws] [--mode latency|storm] [--stream-token T]\n"
+        "               [--trigger-token T] [--contexts]\n"
+        "               [--toggles 50] [--pause-ms 100] [--timeout-ms 10000] [--per-worker 10000]\n"
+        "               [--connect-window 256] [--connect-deadline-s 120] [--source-base 1]\n"
+        "               [--pids PID,PID,...]\n",
+        stderr);
   exit(2);
 }
 
@@ -1479,6 +2318,13 @@ static void parse_args(int argc, char **argv) {
         opt.mode = MODE_STORM;
       else
         usage();
+    } else if (strcmp(a, "--transport") == 0) {
+      if (strcmp(v, "sse") == 0)
+        opt.transport = TRANSPORT_SSE;
+      else if (strcmp(v, "ws") == 0)
+        opt.transport = TRANSPORT_WS;
+      else
+        usage();
     } else if (strcmp(a, "--port") == 0)
       opt.port = int_arg(a, v, 1, 65535);
     else if (strcmp(a, "--stream") == 0)
@@ -1518,6 +2364,13 @@ static void parse_args(int argc, char **argv) {
     die("--contexts is for flagwire");
   if ((size_t)opt.per_worker * ((size_t)opt.toggles + 1) > (size_t)40 * 1000 * 1000)
     die("--per-worker x --toggles is too large for the receipts table");
+  if (opt.transport == TRANSPORT_WS) {
+    /* The example of RFC 6455 section 1.3: a wrong digest would fail every handshake. */
+    char accept[29];
+    ws_accept_for("dGhlIHNhbXBsZSBub25jZQ==", accept);
+    if (strcmp(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != 0)
+      die("Sec-WebSocket-Accept self-check failed: %s", accept);
+  }
 }
 
 /* Every stream is an open file: take the soft limit up to the hard one and check the slice. */
@@ -1614,24 +2467,28 @@ int main(int argc, char **argv) {
   for (int w = 0; w < MAX_WORKERS; w++)
     add_counters(&sum, &worker_counters[w]);
   const struct counters *c = &sum;
-  printf("result server=%s mode=%s streams=%d workers=%d established=%u failed=%u connect_s=%.3f "
+  printf("result server=%s transport=%s mode=%s streams=%d workers=%d established=%u failed=%u "
+         "connect_s=%.3f "
          "connect_per_s=%.0f rss_before_kib=%lld rss_after_kib=%lld rss_per_stream_b=%.0f "
          "pss_per_stream_b=%.0f sock_per_stream_b=%.0f toggles=%d receipts=%" PRIu64
          " missed=%" PRIu64 " gaps=%" PRIu64 " id_mismatches=%" PRIu64 " duplicates=%" PRIu64
          " p50_ms=%.3f p99_ms=%.3f max_ms=%.3f goodbye_shutdown=%" PRIu64
          " goodbye_overloaded=%" PRIu64 " goodbye_other=%" PRIu64 " resyncs=%" PRIu64
          " reconnects=%" PRIu64 " connect_errors=%" PRIu64 " http_errors=%" PRIu64
-         " disconnects=%" PRIu64 " given_up=%" PRIu64 " heartbeats=%" PRIu64,
+         " disconnects=%" PRIu64 " given_up=%" PRIu64 " heartbeats=%" PRIu64
+         " close_frames=%" PRIu64 " protocol_errors=%" PRIu64 " error_messages=%" PRIu64,
          opt.server == SERVER_FLAGWIRE ? "flagwire" : "nchan",
-         opt.mode == MODE_STORM ? "storm" : "latency", opt.streams, workers_used, established,
-         failed, connect_s, connect_s > 0 ? established / connect_s : 0, before.rss_kib,
-         after.rss_kib, per_stream_bytes(before.rss_kib, after.rss_kib, 1024, established),
+         opt.transport == TRANSPORT_WS ? "ws" : "sse", opt.mode == MODE_STORM ? "storm" : "latency",
+         opt.streams, workers_used, established, failed, connect_s,
+         connect_s > 0 ? established / connect_s : 0, before.rss_kib, after.rss_kib,
+         per_stream_bytes(before.rss_kib, after.rss_kib, 1024, established),
          per_stream_bytes(before.pss_kib, after.pss_kib, 1024, established),
          per_stream_bytes(before.sock_pages, after.sock_pages, page, established), opt.toggles,
          totals.received, totals.missed, c->gaps, c->id_mismatches, c->duplicates,
          percentile_ms(&all, 50), percentile_ms(&all, 99), all.n ? all.v[all.n - 1] / 1000.0 : -1,
          c->goodbye_shutdown, c->goodbye_overloaded, c->goodbye_other, c->resyncs, c->reconnects,
-         c->connect_errors, c->http_errors, c->disconnects, c->given_up, c->heartbeats);
+         c->connect_errors, c->http_errors, c->disconnects, c->given_up, c->heartbeats,
+         c->close_frames, c->protocol_errors, c->error_messages);
   if (opt.mode == MODE_STORM)
     printf(" storm_ms=%.1f storm_p50_ms=%.1f storm_p99_ms=%.1f storm_first_goodbye_ms=%.1f"
            " storm_last_goodbye_ms=%.1f storm_resumed=%u storm_expected=%u",

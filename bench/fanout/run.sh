@@ -1,31 +1,38 @@
 #!/usr/bin/env bash
-# Fan-out benchmark: N Server-Sent Events streams held open on one server, then one change at
-# a time, timed from just before it is sent to its arrival on every stream. flagwire is
-# measured against nginx + nchan (the reference) in the same run; rounds alternate the two
-# so that the noise of a shared machine falls on both, and the summary gives medians and the
-# ratios flagwire/nchan. Every line starts a fresh server, so each memory figure is that of
-# one server going from no stream to N.
+# Fan-out benchmark: N Server-Sent Events streams or WebSockets held open on one server, then
+# one change at a time, timed from just before it is sent to its arrival on every stream.
+# flagwire is measured against nginx + nchan (the reference) in the same run; rounds
+# alternate the two so that the noise of a shared machine falls on both, and the summary
+# gives medians and the ratios flagwire/nchan, per transport. Every line starts a fresh
+# server, so each memory figure is that of one server going from no stream to N.
 #
-# Lines, per round and per N:
+# Lines, per round and per N, over Server-Sent Events:
 #   flagwire   GET /v1/stream?key=<client key>; the change is a toggle of a client-visible
 #              boolean flag through the management API (answered once every loop has it)
 #   nchan      GET /sub?id=<channel> (eventsource); the change is POST /pub?id=<channel>
 #   contexts   flagwire again, each stream with its own context ({"targetingKey":"user-<i>"})
-# Then, ROUNDS times, a reconnect storm: STORM_STREAMS flagwire streams, SIGTERM, flagwire
-# restarted on the same port and data; the time until every stream is back, then
-# STORM_TOGGLES changes to check that none is lost.
+# and over WebSocket (docs/protocol.md section 6), the same changes:
+#   flagwire-ws  GET /v1/ws?key=<client key>, then subscribe to the channel `flags`
+#   nchan-ws     GET /ws?id=<channel> (websocket)
+#   contexts-ws  (WS_CONTEXTS=1) flagwire-ws, each socket's subscribe with its own context
+# Then, ROUNDS times per transport, a reconnect storm: STORM_STREAMS flagwire streams,
+# SIGTERM, flagwire restarted on the same port and data; the time until every stream is back,
+# then STORM_TOGGLES changes to check that none is lost.
 #
 # Environment (all optional):
+#   TRANSPORTS="sse ws"  which transports' lines run (sse, ws or both)
 #   ROUNDS=3           alternating rounds
 #   NS="1000 10000 max" stream counts; "max" is flagwire's stream cap rounded down to 100
 #   TOGGLES=50         changes per line
 #   PAUSE_MS=100       pause between two changes
 #   TIMEOUT_MS=10000   a stream that has not received a change this long after it was sent
 #                      has missed it
-#   CONTEXTS=1         0 skips the context line
-#   STORM_STREAMS=10000  streams of the reconnect storm (0 skips it)
+#   CONTEXTS=1         0 skips the context line over SSE
+#   WS_CONTEXTS=0      1 adds the context line over WebSocket
+#   STORM_STREAMS=10000  streams of the reconnect storm, for each transport (0 skips it)
 #   STORM_TOGGLES=5    changes after each storm
 #   KEY=client         client: ?key=<client key>; server: Authorization: Bearer <server key>
+#                      (either transport)
 #   DURABILITY=full    flagwire --durability (full: every toggle waits for its fsync)
 #   TIME_BUDGET=1200   seconds; once spent, no further line is started
 #   RESULTS_DIR=       when set, every generator output is kept there
@@ -33,12 +40,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+TRANSPORTS=${TRANSPORTS:-sse ws}
 ROUNDS=${ROUNDS:-3}
 NS=${NS:-1000 10000 max}
 TOGGLES=${TOGGLES:-50}
 PAUSE_MS=${PAUSE_MS:-100}
 TIMEOUT_MS=${TIMEOUT_MS:-10000}
 CONTEXTS=${CONTEXTS:-1}
+WS_CONTEXTS=${WS_CONTEXTS:-0}
 STORM_STREAMS=${STORM_STREAMS:-10000}
 STORM_TOGGLES=${STORM_TOGGLES:-5}
 KEY=${KEY:-client}
@@ -54,7 +63,7 @@ for var in ROUNDS TOGGLES TIMEOUT_MS TIME_BUDGET; do
     exit 2
   fi
 done
-for var in PAUSE_MS CONTEXTS STORM_STREAMS STORM_TOGGLES; do
+for var in PAUSE_MS CONTEXTS WS_CONTEXTS STORM_STREAMS STORM_TOGGLES; do
   if ! [[ ${!var} =~ ^[0-9]+$ ]]; then
     echo "bench: $var must be a non-negative integer, not '${!var}'" >&2
     exit 2
@@ -66,6 +75,16 @@ for n in $NS; do
     exit 2
   fi
 done
+for t in $TRANSPORTS; do
+  if [[ $t != sse && $t != ws ]]; then
+    echo "bench: TRANSPORTS holds '$t', neither sse nor ws" >&2
+    exit 2
+  fi
+done
+[ -n "${TRANSPORTS// /}" ] || {
+  echo "bench: TRANSPORTS is empty" >&2
+  exit 2
+}
 case $DURABILITY in full | normal) ;; *)
   echo "bench: DURABILITY must be full or normal, not '$DURABILITY'" >&2
   exit 2
@@ -189,9 +208,19 @@ api 201 POST /v1/projects/bench/flags '{"key":"kill","type":"boolean","client_vi
 TOGGLE_PATH=/v1/projects/bench/environments/prod/flags/kill/toggle
 if [ "$KEY" = client ]; then
   FLAGWIRE_STREAM=(--stream "/v1/stream?key=$CLIENT_KEY")
+  FLAGWIRE_WS=(--stream "/v1/ws?key=$CLIENT_KEY")
 else
   FLAGWIRE_STREAM=(--stream /v1/stream --stream-token "$SERVER_KEY")
+  FLAGWIRE_WS=(--stream /v1/ws --stream-token "$SERVER_KEY")
 fi
+# flagwire_target TRANSPORT: sets TARGET to the generator's arguments for flagwire's streams.
+flagwire_target() {
+  if [ "$1" = ws ]; then
+    TARGET=(--transport ws "${FLAGWIRE_WS[@]}")
+  else
+    TARGET=(--transport sse "${FLAGWIRE_STREAM[@]}")
+  fi
+}
 # The stream cap flagwire derived from its open-file limit (it logs it at start).
 MAX_STREAMS=$(sed -n 's/.*"max_streams":\([0-9][0-9]*\).*/\1/p' "$WORK/flagwire.err" | head -n 1)
 [[ $MAX_STREAMS =~ ^[0-9]+$ ]] || fail "flagwire did not log its stream cap"
@@ -200,6 +229,19 @@ curl -sS -N --max-time 2 "http://127.0.0.1:$FLAGWIRE_PORT/v1/stream?key=$CLIENT_
   >"$WORK/probe.txt" 2>/dev/null || true
 grep -q '^event: snapshot$' "$WORK/probe.txt" ||
   fail "GET /v1/stream did not answer a snapshot: $(head -c 300 "$WORK/probe.txt")"
+# One socket, through the generator itself, proves /v1/ws: its handshake, subscribe, snapshot
+# and one change.
+if [[ " $TRANSPORTS " == *" ws "* ]]; then
+  flagwire_target ws
+  if ! timeout 30 "$LOADGEN" --server flagwire --port "$FLAGWIRE_PORT" "${TARGET[@]}" \
+    --trigger "$TOGGLE_PATH" --trigger-token "$TOKEN" --streams 1 --toggles 1 --pause-ms 0 \
+    --timeout-ms 5000 --connect-deadline-s 5 --source-base 250 \
+    >"$WORK/probe-ws.txt" 2>&1 ||
+    ! grep -q '^result .* established=1 .* missed=0 ' "$WORK/probe-ws.txt"; then
+    fail "GET /v1/ws did not hold a socket that received a change (TRANSPORTS=sse runs the" \
+      "SSE lines alone): $(tail -c 600 "$WORK/probe-ws.txt")"
+  fi
+fi
 stop_flagwire
 
 # --- nginx + nchan ----------------------------------------------------------------------
@@ -279,23 +321,31 @@ run_loadgen() {
 }
 
 # One line of the table: a fresh server, N streams, TOGGLES changes.
-measure_flagwire() { # measure_flagwire N ROUND LINE [--contexts]
+measure_flagwire() { # measure_flagwire N ROUND LINE TRANSPORT [--contexts]
   local n=$1 round=$2 line=$3 out=$WORK/run-$2-$1-$3.txt
-  shift 3
+  flagwire_target "$4"
+  shift 4
   start_flagwire 0
-  run_loadgen "$out" --server flagwire --port "$FLAGWIRE_PORT" "${FLAGWIRE_STREAM[@]}" "$@" \
+  run_loadgen "$out" --server flagwire --port "$FLAGWIRE_PORT" "${TARGET[@]}" "$@" \
     --trigger "$TOGGLE_PATH" --trigger-token "$TOKEN" --streams "$n" --pids "$FLAGWIRE_PID"
   stop_flagwire
   record "$round" "$n" "$line" "$out"
 }
 
-measure_nchan() { # measure_nchan N ROUND
-  local n=$1 round=$2 out=$WORK/run-$2-$1-nchan.txt channel=bench-$RUN_NO
+# nchan's subscriber location is /sub for SSE and /ws for WebSocket, on the same channels.
+measure_nchan() { # measure_nchan N ROUND TRANSPORT
+  local n=$1 round=$2 line=nchan location=/sub out channel=bench-$RUN_NO
+  if [ "$3" = ws ]; then
+    line=nchan-ws
+    location=/ws
+  fi
+  out=$WORK/run-$round-$n-$line.txt
   start_nginx
-  run_loadgen "$out" --server nchan --port "$NGINX_PORT" --stream "/sub?id=$channel" \
-    --trigger "/pub?id=$channel" --streams "$n" --pids "$(nginx_pids)"
+  run_loadgen "$out" --server nchan --transport "$3" --port "$NGINX_PORT" \
+    --stream "$location?id=$channel" --trigger "/pub?id=$channel" --streams "$n" \
+    --pids "$(nginx_pids)"
   stop_nginx
-  record "$round" "$n" nchan "$out"
+  record "$round" "$n" "$line" "$out"
 }
 
 # record ROUND N LINE FILE: prints the run and appends it to the results.
@@ -307,7 +357,7 @@ record() {
     mkdir -p "$RESULTS_DIR"
     cp "$4" "$4.err" "$RESULTS_DIR/"
   fi
-  printf '%-5s %6s  %-9s  %s\n' "$1" "$2" "$3" "$(summary_of "$result")"
+  printf '%-5s %6s  %-11s  %s\n' "$1" "$2" "$3" "$(summary_of "$result")"
 }
 
 # field NAME: the value of NAME=... on each line of stdin.
@@ -360,8 +410,9 @@ done
 echo "flagwire (threads $SERVER_THREADS, stream cap $MAX_STREAMS) against" \
   "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //') + nchan $(dpkg-query -W -f='${Version}' \
     libnginx-mod-nchan 2>/dev/null) (2 workers); $(nproc) cores; N = ${SIZES[*]};" \
-  "$TOGGLES changes per line; $ROUNDS rounds; KEY=$KEY DURABILITY=$DURABILITY"
-printf '\n%-5s %6s  %-9s  %s\n' round N line figures
+  "$TOGGLES changes per line; $ROUNDS rounds; transports: $TRANSPORTS; KEY=$KEY" \
+  "DURABILITY=$DURABILITY"
+printf '\n%-5s %6s  %-11s  %s\n' round N line figures
 : >"$WORK/results"
 budget_spent=0
 for ((round = 1; round <= ROUNDS && !budget_spent; round++)); do
@@ -370,24 +421,37 @@ for ((round = 1; round <= ROUNDS && !budget_spent; round++)); do
       budget_spent=1
       break
     fi
-    measure_flagwire "$n" "$round" flagwire
-    measure_nchan "$n" "$round"
-    if [ "$CONTEXTS" -ne 0 ]; then
-      measure_flagwire "$n" "$round" contexts --contexts
-    fi
+    for t in $TRANSPORTS; do
+      if [ "$t" = sse ]; then
+        measure_flagwire "$n" "$round" flagwire sse
+        measure_nchan "$n" "$round" sse
+        if [ "$CONTEXTS" -ne 0 ]; then
+          measure_flagwire "$n" "$round" contexts sse --contexts
+        fi
+      else
+        measure_flagwire "$n" "$round" flagwire-ws ws
+        measure_nchan "$n" "$round" ws
+        if [ "$WS_CONTEXTS" -ne 0 ]; then
+          measure_flagwire "$n" "$round" contexts-ws ws --contexts
+        fi
+      fi
+    done
   done
 done
 
 # The storm: the generator stops flagwire with SIGTERM once its streams are up; as soon as
 # flagwire has exited, it is started again on the same port and data directory.
-storm_round() {
-  local round=$1 out=$WORK/run-$1-storm.txt port rc=0
+storm_round() { # storm_round ROUND TRANSPORT
+  local round=$1 line=storm out port rc=0
+  [ "$2" = ws ] && line=storm-ws
+  out=$WORK/run-$round-$line.txt
+  flagwire_target "$2"
   start_flagwire 0
   port=$FLAGWIRE_PORT
   RUN_NO=$((RUN_NO + 1))
   timeout 300 "$LOADGEN" --mode storm --source-base $((2 + (RUN_NO * 4) % 240)) \
     --toggles "$STORM_TOGGLES" --pause-ms "$PAUSE_MS" --timeout-ms "$TIMEOUT_MS" \
-    --server flagwire --port "$port" "${FLAGWIRE_STREAM[@]}" --trigger "$TOGGLE_PATH" \
+    --server flagwire --port "$port" "${TARGET[@]}" --trigger "$TOGGLE_PATH" \
     --trigger-token "$TOKEN" --streams "$STORM_STREAMS" --pids "$FLAGWIRE_PID" \
     >"$out" 2>"$out.err" &
   LOADGEN_PID=$!
@@ -404,25 +468,33 @@ storm_round() {
   LOADGEN_PID=
   [ "$rc" -eq 0 ] || fail "loadgen failed in the storm ($rc): $(tail -n 5 "$out.err")"
   stop_flagwire
-  record "$round" "$STORM_STREAMS" storm "$out"
+  record "$round" "$STORM_STREAMS" "$line" "$out"
 }
 
 if [ "$STORM_STREAMS" -gt 0 ]; then
-  for ((round = 1; round <= ROUNDS; round++)); do
-    over_budget && break
-    storm_round "$round"
+  for ((round = 1; round <= ROUNDS && !budget_spent; round++)); do
+    for t in $TRANSPORTS; do
+      if over_budget; then
+        budget_spent=1
+        break
+      fi
+      storm_round "$round" "$t"
+    done
   done
 fi
 
 # --- summary ----------------------------------------------------------------------------
+# One table per transport; SFX is the suffix of its line names ("" for SSE, -ws).
+SFX=
 # ratio FIELD N: the ratio flagwire/nchan of the medians, and the median of the per-round
 # ratios (the two lines of a round are seconds apart and share most of the noise).
 ratio_of_medians() {
-  awk -v a="$(col "$2" flagwire "$1" | median)" -v b="$(col "$2" nchan "$1" | median)" \
+  awk -v a="$(col "$2" "flagwire$SFX" "$1" | median)" \
+    -v b="$(col "$2" "nchan$SFX" "$1" | median)" \
     'BEGIN { if (a == "-" || b == "-" || b <= 0) print "-"; else printf "%.2f", a / b }'
 }
 median_of_ratios() {
-  paste -d' ' <(col "$2" flagwire "$1") <(col "$2" nchan "$1") |
+  paste -d' ' <(col "$2" "flagwire$SFX" "$1") <(col "$2" "nchan$SFX" "$1") |
     awk 'NF == 2 && $2 > 0 { print $1 / $2 }' | median |
     awk '$1 != "-" { printf "%.2f", $1; next } { print }'
 }
@@ -434,9 +506,9 @@ fmt() {
 }
 
 row() { # row LABEL FIELD N FORMAT [ratio]
-  printf "%-28s %14s %14s %14s" "$1" "$(fmt "$4" "$(col "$3" flagwire "$2" | median)")" \
-    "$(fmt "$4" "$(col "$3" contexts "$2" | median)")" \
-    "$(fmt "$4" "$(col "$3" nchan "$2" | median)")"
+  printf "%-28s %14s %14s %14s" "$1" "$(fmt "$4" "$(col "$3" "flagwire$SFX" "$2" | median)")" \
+    "$(fmt "$4" "$(col "$3" "contexts$SFX" "$2" | median)")" \
+    "$(fmt "$4" "$(col "$3" "nchan$SFX" "$2" | median)")"
   if [ "${5-}" = ratio ]; then
     printf ' %10s %10s' "$(ratio_of_medians "$2" "$3")" "$(median_of_ratios "$2" "$3")"
   fi
@@ -453,7 +525,7 @@ growth() {
 # server spends once (e.g. memory it touches for its first streams only).
 marginal_row() {
   local line out=() a b
-  for line in flagwire contexts nchan; do
+  for line in "flagwire$SFX" "contexts$SFX" "nchan$SFX"; do
     a=$(growth "$2" "$line")
     b=$(growth "$1" "$line")
     out+=("$(awk -v a="$a" -v b="$b" -v n="$1" -v p="$2" 'BEGIN {
@@ -468,50 +540,66 @@ total() { # total FIELD: the sum over every run
 }
 
 echo
-previous=
-for n in "${SIZES[@]}"; do
-  [ -n "$(col "$n" flagwire p99_ms)" ] || continue
-  echo "N = $n, medians over $(col "$n" flagwire p99_ms | wc -l) rounds"
-  printf "%-28s %14s %14s %14s %10s %10s\n" "" flagwire "flagwire ctx" nchan "f/n (med)" \
-    "f/n (rnd)"
-  row "connect (streams/s)" connect_per_s "$n" '%.0f' ratio
-  row "server RSS after (KiB)" rss_after_kib "$n" '%.0f'
-  row "RSS per idle stream (B)" rss_per_stream_b "$n" '%.0f' ratio
-  row "PSS per idle stream (B)" pss_per_stream_b "$n" '%.0f' ratio
-  if [ -n "$previous" ] && [ "$previous" -lt "$n" ]; then marginal_row "$n" "$previous"; fi
-  previous=$n
-  row "TCP buffers per stream (B)" sock_per_stream_b "$n" '%.0f'
-  row "latency p50 (ms)" p50_ms "$n" '%.2f' ratio
-  row "latency p99 (ms)" p99_ms "$n" '%.2f' ratio
-  row "latency max (ms)" max_ms "$n" '%.2f' ratio
-  row "trigger answered, p50 (ms)" answer_p50_ms "$n" '%.2f'
-  row "first stream, p50 (ms)" first_p50_ms "$n" '%.2f'
-  row "last stream, p50 (ms)" last_p50_ms "$n" '%.2f' ratio
-  echo
+for t in $TRANSPORTS; do
+  SFX=
+  name="Server-Sent Events"
+  if [ "$t" = ws ]; then
+    SFX=-ws
+    name=WebSocket
+  fi
+  previous=
+  for n in "${SIZES[@]}"; do
+    [ -n "$(col "$n" "flagwire$SFX" p99_ms)" ] || continue
+    echo "N = $n, $name, medians over $(col "$n" "flagwire$SFX" p99_ms | wc -l) rounds"
+    printf "%-28s %14s %14s %14s %10s %10s\n" "" flagwire "flagwire ctx" nchan "f/n (med)" \
+      "f/n (rnd)"
+    row "connect (streams/s)" connect_per_s "$n" '%.0f' ratio
+    row "server RSS after (KiB)" rss_after_kib "$n" '%.0f'
+    row "RSS per idle stream (B)" rss_per_stream_b "$n" '%.0f' ratio
+    row "PSS per idle stream (B)" pss_per_stream_b "$n" '%.0f' ratio
+    if [ -n "$previous" ] && [ "$previous" -lt "$n" ]; then marginal_row "$n" "$previous"; fi
+    previous=$n
+    row "TCP buffers per stream (B)" sock_per_stream_b "$n" '%.0f'
+    row "latency p50 (ms)" p50_ms "$n" '%.2f' ratio
+    row "latency p99 (ms)" p99_ms "$n" '%.2f' ratio
+    row "latency max (ms)" max_ms "$n" '%.2f' ratio
+    row "trigger answered, p50 (ms)" answer_p50_ms "$n" '%.2f'
+    row "first stream, p50 (ms)" first_p50_ms "$n" '%.2f'
+    row "last stream, p50 (ms)" last_p50_ms "$n" '%.2f' ratio
+    echo
+  done
 done
 
-storm_median() { # storm_median FIELD: its median over the storm rounds
-  awk '$3 == "storm"' "$WORK/results" | field "$1" | median
+storm_median() { # storm_median LINE FIELD: its median over the storm rounds
+  awk -v l="$1" '$3 == l' "$WORK/results" | field "$2" | median
 }
-storms=$(awk '$3 == "storm"' "$WORK/results" | field storm_ms | paste -sd' ' -)
-if [ -n "$storms" ]; then
-  echo "reconnect storm, $STORM_STREAMS flagwire streams, medians over the rounds, in ms after" \
-    "SIGTERM: every stream back $(storm_median storm_ms) (rounds: $storms); half back" \
-    "$(storm_median storm_p50_ms), 99 % back $(storm_median storm_p99_ms); goodbyes received" \
-    "from $(storm_median storm_first_goodbye_ms) to $(storm_median storm_last_goodbye_ms)"
-fi
+for line in storm storm-ws; do
+  storms=$(awk -v l="$line" '$3 == l' "$WORK/results" | field storm_ms | paste -sd' ' -)
+  [ -n "$storms" ] || continue
+  name="Server-Sent Events"
+  [ "$line" = storm-ws ] && name=WebSocket
+  echo "reconnect storm, $STORM_STREAMS flagwire streams ($name), medians over the rounds," \
+    "in ms after SIGTERM: every stream back $(storm_median "$line" storm_ms) (rounds:" \
+    "$storms); half back $(storm_median "$line" storm_p50_ms), 99 % back" \
+    "$(storm_median "$line" storm_p99_ms); goodbyes received from" \
+    "$(storm_median "$line" storm_first_goodbye_ms) to $(storm_median "$line" storm_last_goodbye_ms)"
+done
 
-# A run where a stream did not come up, or missed or lost a change, is not a measurement.
+# A run where a stream did not come up, or missed or lost a change, is not a measurement;
+# nor is one where a WebSocket server broke the protocol or answered an error.
 missed=$(($(total missed) + $(total gaps) + $(total id_mismatches)))
 failed=$(total failed)
-unresumed=$(awk '$3 == "storm"' "$WORK/results" |
+broken=$(($(total protocol_errors) + $(total error_messages)))
+unresumed=$(awk '$3 ~ /^storm/' "$WORK/results" |
   awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
          s += v["storm_expected"] - v["storm_resumed"] } END { print s + 0 }')
 echo "missed changes: $missed (changes received: $(total receipts)); streams that did not" \
   "come up: $failed; storm streams not resumed: $unresumed;" \
-  "goodbyes (overloaded): $(total goodbye_overloaded)"
+  "goodbyes (overloaded): $(total goodbye_overloaded); snapshots on resume: $(total resyncs);" \
+  "WebSocket protocol errors and error messages: $broken"
 echo "Floors: p99 no worse than nchan's at every N; at most 1 KB of server RSS per idle" \
   "stream; zero missed events; storm resumed within 3 s. Goal: p99 at most half of nchan's."
-if [ "$missed" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$unresumed" -ne 0 ]; then
-  fail "missed changes, streams that never came up, or streams not resumed (see above)"
+if [ "$missed" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$unresumed" -ne 0 ] || [ "$broken" -ne 0 ]; then
+  fail "missed changes, streams that never came up, streams not resumed, or WebSocket" \
+    "errors (see above)"
 fi
