@@ -1,6 +1,7 @@
 /* The embedded SQLite store: the one file that knows the SQLite library. */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -14,6 +15,10 @@
 
 #define DB_FILE_NAME "flagwire.db"
 #define BUSY_TIMEOUT_MS 5000
+/* WAL pages past which the log is copied back into the database (SQLite's own default), on
+ * the checkpoint thread; past the second bound, by the commit itself. */
+#define CHECKPOINT_PAGES 1000
+#define CHECKPOINT_NOW_PAGES 4000
 
 /* Statements prepared once and reused by the writer. */
 enum statement {
@@ -97,10 +102,24 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_IDEMPOTENCY_PRUNE] = "DELETE FROM idempotency WHERE created_ms < ?1",
 };
 
+/* Checkpoints run on a thread and a connection of their own. A checkpoint writes the
+ * logged pages into the database file and syncs it, which takes many times a commit; with
+ * SQLite's automatic checkpoint, the commit that crosses the threshold would pay for it,
+ * and with it every change waiting to be published. A passive checkpoint does not stop
+ * the writer from committing meanwhile. */
+struct checkpointer {
+  sqlite3 *db;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  bool requested, stopping, running;
+};
+
 struct sqlite_store {
   struct fw_store base; /* first: a store pointer is a sqlite_store pointer */
   sqlite3 *db;
   sqlite3_stmt *statements[STMT_COUNT];
+  struct checkpointer checkpointer;
 };
 
 /* Schema migrations, applied in order, each in its own transaction; a migration's
@@ -662,8 +681,86 @@ static void sqlite_rollback_savepoint(struct fw_store *store) {
     exec(s->db, "RELEASE request", NULL, 0);
 }
 
+static void *run_checkpoints(void *arg) {
+  struct checkpointer *c = arg;
+  pthread_mutex_lock(&c->lock);
+  for (;;) {
+    while (!c->requested && !c->stopping)
+      pthread_cond_wait(&c->wake, &c->lock);
+    if (c->stopping)
+      break;
+    c->requested = false;
+    pthread_mutex_unlock(&c->lock);
+    int logged = 0, copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+      fw_log_with(FW_LOG_WARN, "the store's checkpoint failed",
+                  FW_LOG_STR("error", sqlite3_errmsg(c->db)));
+    pthread_mutex_lock(&c->lock);
+  }
+  pthread_mutex_unlock(&c->lock);
+  return NULL;
+}
+
+/* The writer's commit hook: past the threshold, the checkpointer is asked to run. The log
+ * starts over only at a commit that finds it wholly copied, which a checkpoint running
+ * beside a steady stream of commits never achieves: past the second bound the commit
+ * checkpoints itself, as SQLite would, and the log stops growing. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages) {
+  struct checkpointer *c = arg;
+  if (pages >= CHECKPOINT_NOW_PAGES) {
+    (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  } else if (pages >= CHECKPOINT_PAGES) {
+    pthread_mutex_lock(&c->lock);
+    c->requested = true;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+  }
+  return SQLITE_OK;
+}
+
+/* Opens the checkpointer's connection and starts its thread; then turns SQLite's own
+ * checkpoint off (the hook replaces it). Without it the automatic one stays. */
+static void start_checkpointer(struct sqlite_store *s, const char *path, const char *synchronous) {
+  struct checkpointer *c = &s->checkpointer;
+  if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+          SQLITE_OK ||
+      sqlite3_exec(c->db, synchronous, NULL, NULL, NULL) != SQLITE_OK) {
+    sqlite3_close(c->db);
+    c->db = NULL;
+    return;
+  }
+  sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_cond_init(&c->wake, NULL);
+  if (pthread_create(&c->thread, NULL, run_checkpoints, c) != 0) {
+    pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->lock);
+    sqlite3_close(c->db);
+    c->db = NULL;
+    return;
+  }
+  c->running = true;
+  sqlite3_wal_hook(s->db, on_wal_commit, c);
+}
+
+static void stop_checkpointer(struct checkpointer *c) {
+  if (!c->running)
+    return;
+  pthread_mutex_lock(&c->lock);
+  c->stopping = true;
+  pthread_cond_signal(&c->wake);
+  pthread_mutex_unlock(&c->lock);
+  pthread_join(c->thread, NULL);
+  pthread_cond_destroy(&c->wake);
+  pthread_mutex_destroy(&c->lock);
+  sqlite3_close(c->db);
+  c->running = false;
+}
+
 static void sqlite_close(struct fw_store *store) {
   struct sqlite_store *s = (struct sqlite_store *)store;
+  stop_checkpointer(&s->checkpointer);
   for (size_t i = 0; i < STMT_COUNT; i++)
     sqlite3_finalize(s->statements[i]);
   sqlite3_close(s->db);
@@ -731,11 +828,10 @@ int fw_store_open_sqlite(const char *data_dir, enum fw_durability durability, st
         journal);
     rc = FW_EIO;
   }
+  const char *synchronous =
+      durability == FW_DURABILITY_FULL ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
   if (!rc)
-    rc = exec(s->db,
-              durability == FW_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
-                                               : "PRAGMA synchronous=NORMAL",
-              error, error_len);
+    rc = exec(s->db, synchronous, error, error_len);
   if (!rc)
     rc = exec(s->db, "PRAGMA foreign_keys=ON", error, error_len);
   if (!rc)
@@ -744,6 +840,7 @@ int fw_store_open_sqlite(const char *data_dir, enum fw_durability durability, st
     sqlite_close(&s->base);
     return rc;
   }
+  start_checkpointer(s, path, synchronous);
   *out = &s->base;
   return FW_OK;
 }
