@@ -14,7 +14,7 @@
 #include "util/rawjson.h"
 
 /* The longest `id` a request may carry, as JSON text. */
-#define ID_TEXT_MAX 200
+#define ID_TEXT_MAX 64
 /* A channel's text: a prefix and a key. */
 #define CHANNEL_TEXT_MAX 96
 /* What a refused handshake is told to wait, in seconds. */
@@ -60,6 +60,12 @@ static void answer_upgrade_required(struct fw_http_response *res, const struct f
 static bool check_handshake(const struct fw_http_request *req, struct fw_http_response *res,
                             char accept[29]) {
   size_t len;
+  if (req->method != FW_HTTP_GET) {
+    answer_error(res, req, 405, "method_not_allowed", "a WebSocket opens with GET");
+    if (fw_http_add_header(res, "Allow", "GET"))
+      res->status = 500;
+    return false;
+  }
   if (!fw_http_header(req, "Upgrade", &len)) {
     answer_upgrade_required(res, req, "this is a WebSocket endpoint: send 'Upgrade: websocket'");
     return false;
@@ -68,6 +74,11 @@ static bool check_handshake(const struct fw_http_request *req, struct fw_http_re
       !header_has_token(req, "Connection", "upgrade")) {
     answer_error(res, req, 400, "invalid_handshake",
                  "a WebSocket handshake needs 'Upgrade: websocket' and 'Connection: Upgrade'");
+    return false;
+  }
+  if (req->http10 || !fw_http_header(req, "Host", &len)) {
+    answer_error(res, req, 400, "invalid_handshake",
+                 "a WebSocket handshake is an HTTP/1.1 request with a Host header");
     return false;
   }
   const char *version = fw_http_header(req, "Sec-WebSocket-Version", &len);
@@ -125,7 +136,8 @@ struct message {
 /* Answers with `error`; the socket stays open. */
 static void send_error(const struct message *m, const char *code, const char *text) {
   struct fw_buf payload;
-  fw_buf_init(&payload, 1024);
+  /* Room for any message here escaped (a context's error is at most 256 bytes) and an id. */
+  fw_buf_init(&payload, 4096);
   int rc = fw_buf_appendf(&payload, "{\"code\":\"%s\",\"message\":", code);
   if (!rc)
     rc = fw_json_append_string(&payload, text, strlen(text));
@@ -149,6 +161,7 @@ static bool read_channels(const struct message *m, struct fw_hub_filter *filter)
     send_error(m, "bad_channel", "\"channels\" must be a list of channel names");
     return false;
   }
+  /* The list stops at the cap, so a long one costs no more than 256 entries. */
   for (size_t i = 0; fw_rawjson_element(channels, i, &channel) == FW_OK; i++) {
     char text[CHANNEL_TEXT_MAX];
     int rc = FW_OK;
@@ -156,10 +169,13 @@ static bool read_channels(const struct message *m, struct fw_hub_filter *filter)
         fw_rawjson_string(channel, text, sizeof text) != FW_OK ||
         !fw_hub_filter_add_channel(filter, text, strlen(text), &rc) || rc) {
       char message[160];
-      snprintf(message, sizeof message,
-               rc ? "the server is out of memory"
-                  : "channel %zu is not flags, flags.<key>, tags.<tag>, configs or configs.<key>",
-               i);
+      if (rc == FW_ETOOBIG)
+        snprintf(message, sizeof message, "a socket holds at most 256 channels");
+      else if (rc)
+        snprintf(message, sizeof message, "the server is out of memory");
+      else
+        snprintf(message, sizeof message,
+                 "channel %zu is not flags, flags.<key>, tags.<tag>, configs or configs.<key>", i);
       send_error(m, "bad_channel", message);
       return false;
     }
@@ -226,15 +242,16 @@ static void handle_subscribe(const struct message *m, bool unsubscribe) {
                                         .context = &context,
                                         .id = m->id,
                                         .id_len = m->id_len};
-  if (!read_channels(m, &channels) ||
-      (!unsubscribe &&
-       (!read_cursor(m, &change) || !read_context(m, &change.replace_context, &context))))
-    goto done;
-  if (definitions && change.replace_context) {
+  struct fw_rawjson given;
+  if (!unsubscribe && definitions && fw_rawjson_member(m->body, "context", &given) == FW_OK) {
     send_error(m, "context_not_allowed",
                "a server key's socket carries definitions; a context is for client keys");
     goto done;
   }
+  if (!read_channels(m, &channels) ||
+      (!unsubscribe &&
+       (!read_cursor(m, &change) || !read_context(m, &change.replace_context, &context))))
+    goto done;
   int rc = fw_hub_socket_subscribe(m->socket, &change);
   if (rc == FW_ETOOBIG)
     send_error(m, "bad_channel", "a socket holds at most 256 channels");
@@ -272,7 +289,7 @@ static void handle_evaluate(const struct message *m) {
            fw_hub_filter_add_channel(&filter, channel, strlen(channel), &rc) && !rc;
     }
     if (!ok) {
-      send_error(m, "bad_request", "\"flags\" must be a list of flag keys");
+      send_error(m, "bad_request", "\"flags\" must be a list of at most 256 flag keys");
       goto done;
     }
   }
@@ -315,7 +332,7 @@ static void on_socket_message(struct fw_hub_socket *socket, const char *text, si
                    !memchr(id.text, 'e', id.len) && !memchr(id.text, 'E', id.len);
     if ((id_type != FW_RAWJSON_STRING && !integer) || id.len > ID_TEXT_MAX)
       return send_error(&m, "bad_message",
-                        "\"id\" must be a string of up to 64 characters or an integer");
+                        "\"id\" must be a string or an integer of at most 64 bytes of JSON");
     m.id = id.text;
     m.id_len = id.len;
   }

@@ -76,6 +76,8 @@ struct subscriber {
   struct fw_hub_filter *filter; /* NULL: everything the key may see */
   struct context_group *group;  /* values streams */
   struct start_point *start;    /* until on_start */
+  /* The revision this stream has been brought to: deliveries up to it pass it by. */
+  int64_t revision;
   uint8_t key_hash[32];
   uint8_t kind;   /* enum fw_hub_kind */
   uint8_t format; /* enum fw_frame_format */
@@ -942,8 +944,10 @@ static void send_notice(struct subscriber *sub, const struct fw_env_node *env) {
                    "data: {\"type\":\"refetchEvaluation\",\"etag\":\"\\\"%s-%" PRId64 "\\\"\"}\n\n",
                    epoch, env->revision);
   }
-  if (len > 0 && (size_t)len < sizeof text && fw_stream_write(sub->stream, text, (size_t)len))
+  if (len > 0 && (size_t)len < sizeof text && fw_stream_write(sub->stream, text, (size_t)len)) {
     sub->ended = true;
+    subscriber_detach(sub);
+  }
 }
 
 /* Tells a values stream to fetch its values (POST /v1/evaluate) after a jittered delay,
@@ -982,6 +986,33 @@ static int values_prepare(struct delivery *d) {
   return FW_OK;
 }
 
+/* Whether a values stream selects any of a delivery's flags or configs (before or after
+ * the change), so that a refetch concerns it. */
+static bool selects_any_item(const struct delivery *d, const struct subscriber *sub) {
+  if (!sub->group)
+    return false;
+  for (size_t i = 0; i < d->item_count; i++) {
+    const struct value_item *item = &d->items[i];
+    if (item->config) {
+      if (fw_hub_filter_config(sub->filter, item->key))
+        return true;
+      continue;
+    }
+    const struct fw_project_node *projects[2] = {d->before_project, d->project};
+    for (int side = 0; side < 2; side++) {
+      const struct fw_object *flag =
+          projects[side] ? fw_project_flag(projects[side], item->key) : NULL;
+      if (flag && fw_hub_filter_flag(sub->filter, item->key, flag->doc, flag->doc_len))
+        return true;
+    }
+  }
+  return false;
+}
+
+static int64_t delivery_revision(const struct delivery *d) {
+  return d->changes[d->count - 1]->revision;
+}
+
 /* Sends one values stream what the delivery holds for it. `slice_started_ns` is when this
  * turn's slice began: values work is measured against --eval-budget across slices. */
 static void deliver_values(struct fw_hub *hub, struct delivery *d, struct subscriber *sub,
@@ -998,7 +1029,8 @@ static void deliver_values(struct fw_hub *hub, struct delivery *d, struct subscr
    * values themselves, so that one costly change cannot hold the loop. */
   uint64_t spent_ns = d->values_spent_ns + (uv_hrtime() - slice_started_ns);
   if (d->item_count && spent_ns / 1000000 >= hub->options.eval_budget_ms) {
-    send_refetch(sub, d->changes[d->count - 1]->revision);
+    if (selects_any_item(d, sub))
+      send_refetch(sub, delivery_revision(d));
     return;
   }
   struct value_outcome *row = sub->group ? d->outcomes + sub->group->index * d->item_count : NULL;
@@ -1095,6 +1127,16 @@ static int delivery_queue(struct hub_loop *loop, struct hub_env *henv,
 
 static void resume_deliveries(struct fw_loop_task *task, bool cancelled);
 
+/* Sends a stream, now, the queued deliveries of its environment that have not reached it
+ * yet, so that what it is told next is at the loop's revision. */
+static void catch_up_now(struct subscriber *sub) {
+  for (struct delivery *d = sub->loop->deliveries; d && !sub->ended; d = d->next)
+    if (d->env == sub->env && sub->revision < delivery_revision(d)) {
+      sub->revision = delivery_revision(d);
+      deliver_to(sub->loop->hub, d, sub, uv_hrtime());
+    }
+}
+
 /* Delivers queued batches, in order, to at most --fanout-slice subscribers; what is left
  * continues on the loop's next turn, after what the network brought meanwhile. */
 static void run_deliveries(struct hub_loop *loop) {
@@ -1108,7 +1150,10 @@ static void run_deliveries(struct hub_loop *loop) {
       struct subscriber *sub = d->next_sub;
       /* Moved on first: sending may end (and unlink) the stream. */
       d->next_sub = sub->next;
+      if (sub->revision >= delivery_revision(d))
+        continue; /* a socket that was caught up already */
       values = values || (carries_events(sub) && !sub->definitions);
+      sub->revision = delivery_revision(d);
       deliver_to(hub, d, sub, slice_started);
       budget--;
     }
@@ -1466,6 +1511,7 @@ static enum resume_outcome resume_outcome(const struct subscriber *sub, const st
 static void bring_up_to_date(struct subscriber *sub, const struct fw_project_node *project,
                              const struct fw_env_node *env) {
   struct fw_hub *hub = sub->loop->hub;
+  sub->revision = env->revision;
   enum resume_outcome outcome = resume_outcome(sub, sub->env, env);
   fw_metric_add(&hub->resumes[outcome], 1);
   if (outcome == RESUME_SNAPSHOT)
@@ -1758,6 +1804,7 @@ int fw_hub_open_socket(struct fw_hub *hub, struct fw_http_response *res,
   filter->exact = true; /* nothing until the client subscribes */
   *sub = (struct subscriber){.loop = loop,
                              .filter = filter,
+                             .revision = node->revision,
                              .kind = FW_HUB_SOCKET,
                              .format = FW_FRAME_WS,
                              .definitions = request->definitions,
@@ -1784,6 +1831,8 @@ bool fw_hub_socket_scope(struct fw_hub_socket *socket, const struct fw_project_n
   struct subscriber *sub = socket_sub(socket);
   struct fw_project_node *p;
   struct fw_env_node *e;
+  if (!sub->ended && sub->env)
+    catch_up_now(sub);
   if (sub->ended || !sub->env || !fw_world_find_env(sub->loop->world, sub->env->id, &p, &e))
     return false;
   *project = p;
@@ -1797,9 +1846,8 @@ void fw_hub_socket_send(struct fw_hub_socket *socket, const char *type, int64_t 
   socket_send(socket_sub(socket), type, revision, payload, len);
 }
 
-/* `subscribed`: the socket's channels and the revision it is brought to. */
-static void send_subscribed(struct subscriber *sub, const struct fw_env_node *env, const char *id,
-                            size_t id_len) {
+/* `subscribed`: the socket's channels and the revision it is at. */
+static void send_subscribed(struct subscriber *sub, const char *id, size_t id_len) {
   struct fw_buf payload;
   fw_buf_init(&payload, FRAME_MAX);
   int rc = fw_buf_append_char(&payload, '{');
@@ -1819,7 +1867,7 @@ static void send_subscribed(struct subscriber *sub, const struct fw_env_node *en
   if (rc)
     subscriber_end(sub, "overloaded", jitter(OVERLOADED_RETRY_MIN_MS, OVERLOADED_RETRY_SPAN_MS));
   else
-    socket_send(sub, "subscribed", env->revision, payload.data, payload.len);
+    socket_send(sub, "subscribed", sub->revision, payload.data, payload.len);
   fw_buf_free(&payload);
 }
 
@@ -1835,31 +1883,26 @@ int fw_hub_socket_subscribe(struct fw_hub_socket *socket,
                                : fw_hub_filter_merge(sub->filter, change->channels);
   if (rc)
     return rc;
-  if (change->unsubscribe) {
-    send_subscribed(sub, env, change->id, change->id_len);
-    return FW_OK;
-  }
-  struct hub_env *henv = sub->env;
-  /* To the head of the list: the deliveries queued before now hold changes that what is
-   * sent below already covers. */
-  subscriber_unlink(sub);
-  subscriber_attach(henv, sub);
-  if (!definitions && (change->replace_context || !sub->group)) {
-    if (sub->group)
-      group_leave(henv, sub->group);
-    sub->group = NULL;
-    if (group_join(henv, sub, change->context) != FW_OK) {
-      subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
-      return FW_OK;
+  if (!change->unsubscribe) {
+    struct hub_env *henv = sub->env;
+    if (!definitions && (change->replace_context || !sub->group)) {
+      if (sub->group)
+        group_leave(henv, sub->group);
+      sub->group = NULL;
+      if (group_join(henv, sub, change->context) != FW_OK) {
+        subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+        return FW_OK;
+      }
     }
-  }
-  send_subscribed(sub, env, change->id, change->id_len);
-  struct start_point start = {.has_cursor = change->has_cursor, .cursor = change->cursor};
-  memcpy(start.epoch, change->epoch, sizeof start.epoch);
-  sub->start = &start;
-  if (!sub->ended)
+    struct start_point start = {.has_cursor = change->has_cursor, .cursor = change->cursor};
+    memcpy(start.epoch, change->epoch, sizeof start.epoch);
+    sub->start = &start;
     bring_up_to_date(sub, project, env);
-  sub->start = NULL;
+    sub->start = NULL;
+  }
+  /* Last: once the client reads it, it holds everything its channels select up to `rev`. */
+  if (!sub->ended)
+    send_subscribed(sub, change->id, change->id_len);
   return FW_OK;
 }
 

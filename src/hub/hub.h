@@ -74,8 +74,8 @@ FW_MUST_CHECK int fw_hub_filter_remove(struct fw_hub_filter *filter,
 /* Appends the channels of `filter` as a JSON array of strings. */
 FW_MUST_CHECK int fw_hub_filter_append_channels(struct fw_buf *out,
                                                 const struct fw_hub_filter *filter);
-/* Adds one channel's text to `filter`. False when it is not a channel. FW_ENOMEM comes back
- * as *rc. */
+/* Adds one channel's text to `filter`. False when it is not a channel; *rc is FW_ETOOBIG
+ * when the filter holds 256 channels already, or FW_ENOMEM. */
 bool fw_hub_filter_add_channel(struct fw_hub_filter *filter, const char *text, size_t len, int *rc);
 
 /* ---- rendering what a key may see (shared with GET /v1/flags and POST /v1/evaluate) ---- */
@@ -178,8 +178,10 @@ void fw_hub_set_socket_handler(struct fw_hub *hub, fw_hub_socket_handler handler
 FW_MUST_CHECK int fw_hub_open_socket(struct fw_hub *hub, struct fw_http_response *res,
                                      struct fw_hub_request *request, const char *accept);
 
-/* The socket's environment in the loop's world, and its audience. False when the socket
- * is ending or its environment is gone. The nodes are borrowed until the loop adopts
+/* The socket's environment in the loop's world, and its audience. The changes still on
+ * their way to the socket are sent to it first, so that it is at the environment's
+ * revision: what the handler answers next is at that revision. False when the socket is
+ * ending or its environment is gone. The nodes are borrowed until the loop adopts
  * another world. */
 bool fw_hub_socket_scope(struct fw_hub_socket *socket, const struct fw_project_node **project,
                          const struct fw_env_node **env, bool *definitions);
@@ -194,8 +196,9 @@ void fw_hub_socket_send(struct fw_hub_socket *socket, const char *type, int64_t 
 struct fw_hub_socket_change {
   bool unsubscribe;
   const struct fw_hub_filter *channels; /* to add or remove */
-  /* subscribe: the context to evaluate values for (replace_context; taken over, NULL
-   * being the empty context) and where to resume from (has_cursor, cursor, epoch). */
+  /* subscribe: the context to evaluate values for (replace_context; NULL being the empty
+   * context; the hub takes *context, setting it to NULL, when it starts a new group with
+   * it, else the caller keeps it) and where to resume from (has_cursor, cursor, epoch). */
   bool replace_context;
   struct fw_eval_context **context;
   bool has_cursor;
@@ -205,10 +208,10 @@ struct fw_hub_socket_change {
   size_t id_len;
 };
 
-/* Applies a change of channels and answers `subscribed`; a subscribe then brings the
- * socket up to date for its whole selection: from the cursor by the rules of DESIGN.md
- * 4.1, or with a snapshot. FW_ETOOBIG: the socket would hold more than 256 channels
- * (nothing changed). FW_ENOMEM. */
+/* Applies a change of channels; a subscribe then brings the socket up to date for its
+ * whole selection (from the cursor by the rules of DESIGN.md 4.1, or with a snapshot).
+ * Then answers `subscribed` with the revision the socket is at. FW_ETOOBIG: the socket
+ * would hold more than 256 channels (nothing changed). FW_ENOMEM. */
 FW_MUST_CHECK int fw_hub_socket_subscribe(struct fw_hub_socket *socket,
                                           const struct fw_hub_socket_change *change);
 

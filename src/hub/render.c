@@ -131,6 +131,10 @@ bool fw_hub_filter_add_channel(struct fw_hub_filter *filter, const char *text, s
   } forms[] = {{"flags.", 0}, {"tags.", 1}, {"configs.", 2}};
   *rc = FW_OK;
   filter->exact = true;
+  if (channel_count(filter) >= CHANNELS_MAX) {
+    *rc = FW_ETOOBIG;
+    return true;
+  }
   if (len == 5 && !memcmp(text, "flags", 5)) {
     filter->all_flags = true;
     return true;
@@ -232,8 +236,8 @@ int fw_hub_filter_append_channels(struct fw_buf *out, const struct fw_hub_filter
 }
 
 static bool filter_active(const struct fw_hub_filter *filter) {
-  return filter && (filter->exact || filter->flags || filter->tags || filter->configs ||
-                    filter->all_flags || filter->all_configs);
+  return filter && (filter->exact || filter->flag_count || filter->tag_count ||
+                    filter->config_count || filter->all_flags || filter->all_configs);
 }
 
 bool fw_hub_filter_flag(const struct fw_hub_filter *filter, const char *key, const char *doc,
@@ -242,7 +246,7 @@ bool fw_hub_filter_flag(const struct fw_hub_filter *filter, const char *key, con
     return true;
   if (has_item(filter->flags, filter->flag_count, key, strlen(key)))
     return true;
-  if (!filter->tags || !doc)
+  if (!filter->tag_count || !doc)
     return false;
   struct fw_rawjson tags, tag;
   if (fw_rawjson_member((struct fw_rawjson){doc, doc_len}, "tags", &tags) != FW_OK ||
@@ -257,7 +261,7 @@ bool fw_hub_filter_flag(const struct fw_hub_filter *filter, const char *key, con
 }
 
 bool fw_hub_filter_segments(const struct fw_hub_filter *filter) {
-  return !filter_active(filter) || filter->all_flags || filter->flags || filter->tags;
+  return !filter_active(filter) || filter->all_flags || filter->flag_count || filter->tag_count;
 }
 
 bool fw_hub_filter_config(const struct fw_hub_filter *filter, const char *key) {

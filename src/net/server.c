@@ -74,7 +74,8 @@ struct fw_stream {
 /* What a WebSocket connection holds beside its stream, made at the upgrade. */
 struct websocket {
   struct fw_ws_reader reader;
-  bool close_sent; /* our close frame is out: only the client's close is awaited */
+  uint64_t partial_since_ms; /* when the message in flight began; 0 when none is */
+  bool close_sent;           /* our close frame is out: only the client's close is awaited */
 };
 
 struct fw_conn {
@@ -809,6 +810,11 @@ static void resume_after_deferred(struct fw_conn *conn) {
     consume_input(conn, input, len);
     free(input);
   }
+  /* A WebSocket upgraded from the input that waited: its frames come from the socket. */
+  if (conn->state == CONN_STREAM && conn->websocket && !conn->reading) {
+    start_reading(conn);
+    return;
+  }
   if (conn->state != CONN_HTTP || conn->deferred)
     return;
   if (!conn->reading)
@@ -886,8 +892,19 @@ void fw_stream_backlog(const struct fw_stream *stream, size_t *bytes, uint64_t *
   *age_ms = conn->queued_bytes ? now_ms(conn->loop) - conn->backlog_since_ms : 0;
 }
 
+static void websocket_fail(struct fw_conn *conn, uint16_t code, const char *reason);
+
 static void on_stream_timer(struct fw_timer_entry *entry) {
   struct fw_conn *conn = conn_of_timer(entry);
+  /* A message begun and never finished holds up to FW_WS_MESSAGE_MAX bytes: it must end
+   * within the body timeout (checked at the socket's next heartbeat). */
+  struct websocket *websocket = conn->websocket;
+  if (conn->state == CONN_STREAM && websocket && websocket->partial_since_ms &&
+      now_ms(conn->loop) - websocket->partial_since_ms >=
+          conn->loop->server->options.body_timeout_ms) {
+    websocket_fail(conn, FW_WS_CLOSE_POLICY, "a message was not finished in time");
+    return;
+  }
   if (conn->state == CONN_STREAM && conn->stream.hooks->on_timer)
     conn->stream.hooks->on_timer(&conn->stream, conn->stream.ctx);
 }
@@ -1023,7 +1040,13 @@ static void websocket_consume(struct fw_conn *conn, char *data, size_t len) {
       websocket_fail(conn, event.close_code, event.error);
       return;
     }
-    if (result == FW_WS_NEED_MORE || !websocket_event(conn, &event))
+    if (result == FW_WS_NEED_MORE) {
+      if (!conn->websocket->partial_since_ms)
+        conn->websocket->partial_since_ms = now_ms(conn->loop);
+      return;
+    }
+    conn->websocket->partial_since_ms = 0;
+    if (!websocket_event(conn, &event))
       return;
   }
   /* Everything read was handled: a message gathered over several reads gives its memory

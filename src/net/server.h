@@ -184,10 +184,11 @@ void fw_stream_close(struct fw_stream *stream);
 #define FW_WS_CLOSE_TIMEOUT_MS 5000
 
 /* Answers `res` with 101 Switching Protocols and `accept` (the Sec-WebSocket-Accept of
- * the request's key, fw_ws_accept_key) and turns the connection into a WebSocket. As
- * for fw_http_response_stream: `hooks` is borrowed, on_close runs even if the upgrade
- * fails, *out is valid until on_close. FW_EINVAL when the request was not an upgrade
- * or the response is a stream already. */
+ * the request's key, fw_ws_accept_key) and turns the connection into a WebSocket.
+ * `hooks` is borrowed for the socket's life and *out is valid until on_close, which runs
+ * once the upgrade has been answered, however the socket ends. On an error nothing is
+ * set up and no hook will run: FW_EINVAL when the response is a stream already,
+ * FW_ENOMEM. */
 FW_MUST_CHECK int fw_http_response_websocket(struct fw_http_response *res, const char *accept,
                                              const struct fw_stream_hooks *hooks, void *ctx,
                                              struct fw_stream **out);

@@ -215,10 +215,17 @@ class Client extends Inbox {
     return message;
   }
 
-  /** Sends `subscribe` and reads its `subscribed`. */
+  /** Sends `subscribe` and takes its `subscribed`, which comes after the events that bring
+   *  the socket up to date: those stay unread, to be read next in their order. */
   async subscribe(fields) {
+    const from = this.read;
     this.send({ type: 'subscribe', ...fields });
-    return this.expect('subscribed');
+    const at = await this.until("a 'subscribed' message", () => {
+      const index = this.items.findIndex((item, i) => i >= from && item.type === 'subscribed');
+      return index >= 0 ? index : undefined;
+    });
+    const [subscribed] = this.items.splice(at, 1);
+    return subscribed;
   }
 
   /** Resolves with { code, reason } of the close, within `ms`. */
@@ -449,10 +456,10 @@ class RawClient extends Inbox {
   }
 }
 
-/** Connects over node:net, sends the handshake with `key`, checks the 101 and reads
- *  `connected`. */
-async function rawConnect(key) {
-  const { hostname, port } = new URL(server.url);
+/** Connects over node:net (to `url`, the shared server by default), sends the handshake
+ *  with `key`, checks the 101 and reads `connected`. */
+async function rawConnect(key, url = server.url) {
+  const { hostname, port } = new URL(url);
   const socket = net.connect({ host: hostname, port: Number(port) });
   socket.setNoDelay(true);
   const raw = new RawClient(socket);
@@ -688,6 +695,24 @@ test('a server key gets definitions: flag_updated with the flag, segment_updated
     assert.equal(updated.rev, segment.revision);
     assert.equal(updated.key, 'staff');
     assert.deepEqual(updated.segment.rules, rules);
+  });
+});
+
+test('segments go with flag channels, and stop with the last of them', LIMIT, async () => {
+  await withSocket(serverKey, async (client) => {
+    await client.subscribe({ channels: ['flags.alpha', 'configs.theme'] });
+    await client.expect('snapshot');
+    const rules = [{ conditions: [{ attribute: 'plan', operator: 'equals', value: 'team' }] }];
+    const first = await server.admin.setSegmentRules(PROJECT, ENV, 'staff', rules);
+    assert.equal((await client.expect('segment_updated')).rev, first.revision);
+
+    client.send({ type: 'unsubscribe', channels: ['flags.alpha'] });
+    assert.deepEqual((await client.expect('subscribed')).channels, ['configs.theme']);
+    await server.admin.setSegmentRules(PROJECT, ENV, 'staff', []);
+    const put = await putConfig('theme', { color: 'green' });
+    const next = await client.next();
+    assert.equal(next.type, 'config_updated', `no segment_updated without a flag channel: ${JSON.stringify(next)}`);
+    assert.equal(next.rev, put.revision);
   });
 });
 
@@ -1066,6 +1091,54 @@ test('frames: text or a close reason that is not UTF-8 is closed with 1007', LIM
       await expectRawClose(raw, 1007, what);
     });
   }
+});
+
+test('frames: a message not finished within --body-timeout is closed with 1008', LIMIT, async () => {
+  const { own, clientKey: key } = await serverWithEnvironment(['--heartbeat', '1s',
+                                                               '--body-timeout', '1s']);
+  try {
+    const raw = await rawConnect(key, own.url);
+    try {
+      const whole = frame(OP.TEXT, Buffer.from(JSON.stringify({ type: 'ping', id: 'late' })));
+      raw.write(whole.subarray(0, whole.length - 3));
+      await expectRawClose(raw, 1008, 'an unfinished message');
+    } finally {
+      raw.destroy();
+    }
+  } finally {
+    await own.stop();
+  }
+});
+
+test('handshake: HEAD is 405 and an HTTP/1.0 upgrade is 400', LIMIT, async () => {
+  const head = await handshake({ method: 'HEAD', headers: { ...upgradeHeaders(),
+                                                             Authorization: `Bearer ${clientKey}` } });
+  assert.equal(head.status, 405);
+  assert.equal(head.headers.allow, 'GET');
+
+  const { hostname, port } = new URL(server.url);
+  const answer = await new Promise((resolve, reject) => {
+    const socket = net.connect({ host: hostname, port: Number(port) });
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer within ${WAIT_MS} ms: ${text}`));
+    }, WAIT_MS);
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1');
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+    socket.on('error', () => {});
+    const headers = upgradeHeaders();
+    socket.write([`GET /v1/ws?key=${clientKey} HTTP/1.0`, `Host: ${hostname}:${port}`,
+                  ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`), '', '']
+      .join('\r\n'));
+  });
+  assert.match(answer, /^HTTP\/1\.1 400 /, answer.slice(0, 200));
+  assert.match(answer, /"invalid_handshake"/);
 });
 
 test('frames: a fragmented message past 64 KiB is closed with 1009', LIMIT, async () => {
