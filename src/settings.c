@@ -68,8 +68,9 @@ static const struct fw_option options[] = {
      "Days deletions are remembered for streams catching up; an older cursor gets a snapshot.", 1,
      3650, NULL},
     {"eval-budget", FW_OPT_DURATION, FIELD(eval_budget_ms), "50ms",
-     "Time a loop spends evaluating one change for its values streams; the streams it did "
-     "not reach get 'refetch' instead of values (0: every values stream gets 'refetch').",
+     "Time a loop spends evaluating one change for its values streams (writes not counted); "
+     "streams not evaluated by then get 'refetch' instead of values (0: every values stream "
+     "gets 'refetch').",
      0, 60000, NULL},
     {"fanout-slice", FW_OPT_UINT, FIELD(fanout_slice), "2000",
      "Streams a loop sends a change to per turn of its event loop; the rest follow on the "

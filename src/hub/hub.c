@@ -146,7 +146,8 @@ struct delivery {
   struct value_item *items;
   size_t item_count, group_count;
   struct value_outcome *outcomes;
-  uint64_t values_started_ns, values_spent_ns;
+  uint64_t values_started_ns;
+  uint64_t evaluation_ns; /* spent evaluating, measured against --eval-budget */
 };
 
 struct hub_loop {
@@ -822,11 +823,6 @@ static const char *const value_events[3] = {"flag_updated", "flag_created", "fla
  * filter (a tag filter can make the flag enter or leave what it sees). */
 static void send_value(struct subscriber *sub, struct delivery *d, struct value_item *item,
                        struct value_outcome *outcome) {
-  if (!outcome->computed && outcome_compute(outcome, item, d->before_env, d->env_node,
-                                            sub->group ? sub->group->context : NULL) != FW_OK) {
-    subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
-    return;
-  }
   const struct fw_object *old_flag =
       d->before_project ? fw_project_flag(d->before_project, item->key) : NULL;
   const struct fw_object *new_flag = d->project ? fw_project_flag(d->project, item->key) : NULL;
@@ -986,25 +982,14 @@ static int values_prepare(struct delivery *d) {
   return FW_OK;
 }
 
-/* Whether a values stream selects any of a delivery's flags or configs (before or after
- * the change), so that a refetch concerns it. */
-static bool selects_any_item(const struct delivery *d, const struct subscriber *sub) {
-  if (!sub->group)
-    return false;
-  for (size_t i = 0; i < d->item_count; i++) {
-    const struct value_item *item = &d->items[i];
-    if (item->config) {
-      if (fw_hub_filter_config(sub->filter, item->key))
-        return true;
-      continue;
-    }
-    const struct fw_project_node *projects[2] = {d->before_project, d->project};
-    for (int side = 0; side < 2; side++) {
-      const struct fw_object *flag =
-          projects[side] ? fw_project_flag(projects[side], item->key) : NULL;
-      if (flag && fw_hub_filter_flag(sub->filter, item->key, flag->doc, flag->doc_len))
-        return true;
-    }
+/* Whether a values stream's filter selects flag `key` before or after the delivery's
+ * changes (its tags may have moved it in or out). */
+static bool selects_flag(const struct delivery *d, const struct subscriber *sub, const char *key) {
+  const struct fw_project_node *projects[2] = {d->before_project, d->project};
+  for (int side = 0; side < 2; side++) {
+    const struct fw_object *flag = projects[side] ? fw_project_flag(projects[side], key) : NULL;
+    if (flag && fw_hub_filter_flag(sub->filter, key, flag->doc, flag->doc_len))
+      return true;
   }
   return false;
 }
@@ -1013,10 +998,9 @@ static int64_t delivery_revision(const struct delivery *d) {
   return d->changes[d->count - 1]->revision;
 }
 
-/* Sends one values stream what the delivery holds for it. `slice_started_ns` is when this
- * turn's slice began: values work is measured against --eval-budget across slices. */
-static void deliver_values(struct fw_hub *hub, struct delivery *d, struct subscriber *sub,
-                           uint64_t slice_started_ns) {
+/* Sends one values stream what the delivery holds for it: each flag it selects, evaluated
+ * once for its context group, and each config it selects. */
+static void deliver_values(struct fw_hub *hub, struct delivery *d, struct subscriber *sub) {
   if (!d->outcomes) {
     if (values_prepare(d) != FW_OK) {
       /* Without memory to deliver, the stream is told to come back and catch up. */
@@ -1025,27 +1009,38 @@ static void deliver_values(struct fw_hub *hub, struct delivery *d, struct subscr
     }
     d->values_started_ns = uv_hrtime();
   }
-  /* Past the budget the rest of the delivery's values streams are told to fetch their
-   * values themselves, so that one costly change cannot hold the loop. */
-  uint64_t spent_ns = d->values_spent_ns + (uv_hrtime() - slice_started_ns);
-  if (d->item_count && spent_ns / 1000000 >= hub->options.eval_budget_ms) {
-    if (selects_any_item(d, sub))
-      send_refetch(sub, delivery_revision(d));
-    return;
-  }
   struct value_outcome *row = sub->group ? d->outcomes + sub->group->index * d->item_count : NULL;
   for (size_t i = 0; row && i < d->item_count && !sub->ended; i++) {
     struct value_item *item = &d->items[i];
-    if (item->config)
+    if (item->config) {
       send_definitions(sub, item->config_change, item->shared, NULL, 0);
-    else
-      send_value(sub, d, item, &row[i]);
+      continue;
+    }
+    if (!selects_flag(d, sub, item->key))
+      continue;
+    struct value_outcome *outcome = &row[i];
+    if (!outcome->computed) {
+      /* Past the budget, a stream whose values are not evaluated yet is told to fetch
+       * them itself, so that one costly change cannot hold the loop; what is evaluated
+       * already is still sent. */
+      if (d->evaluation_ns / 1000000 >= hub->options.eval_budget_ms) {
+        send_refetch(sub, delivery_revision(d));
+        return;
+      }
+      uint64_t started = uv_hrtime();
+      int rc = outcome_compute(outcome, item, d->before_env, d->env_node, sub->group->context);
+      d->evaluation_ns += uv_hrtime() - started;
+      if (rc != FW_OK) {
+        subscriber_end(sub, "resync", jitter(RETRY_MIN_MS, RETRY_SPAN_MS));
+        return;
+      }
+    }
+    send_value(sub, d, item, outcome);
   }
 }
 
 /* Sends one subscriber what the delivery holds for it. */
-static void deliver_to(struct fw_hub *hub, struct delivery *d, struct subscriber *sub,
-                       uint64_t slice_started_ns) {
+static void deliver_to(struct fw_hub *hub, struct delivery *d, struct subscriber *sub) {
   if (!carries_events(sub)) {
     if (d->env_node)
       send_notice(sub, d->env_node);
@@ -1053,7 +1048,7 @@ static void deliver_to(struct fw_hub *hub, struct delivery *d, struct subscriber
     for (size_t i = 0; i < d->count && !sub->ended; i++)
       send_definitions(sub, d->changes[i], d->frames[i], d->befores[i].text, d->befores[i].len);
   } else {
-    deliver_values(hub, d, sub, slice_started_ns);
+    deliver_values(hub, d, sub);
   }
 }
 
@@ -1133,7 +1128,7 @@ static void catch_up_now(struct subscriber *sub) {
   for (struct delivery *d = sub->loop->deliveries; d && !sub->ended; d = d->next)
     if (d->env == sub->env && sub->revision < delivery_revision(d)) {
       sub->revision = delivery_revision(d);
-      deliver_to(sub->loop->hub, d, sub, uv_hrtime());
+      deliver_to(sub->loop->hub, d, sub);
     }
 }
 
@@ -1144,21 +1139,16 @@ static void run_deliveries(struct hub_loop *loop) {
   size_t budget = hub->options.slice_subscribers ? hub->options.slice_subscribers : SIZE_MAX;
   while (loop->deliveries && budget) {
     struct delivery *d = loop->deliveries;
-    uint64_t slice_started = uv_hrtime();
-    bool values = false;
     while (d->next_sub && budget) {
       struct subscriber *sub = d->next_sub;
       /* Moved on first: sending may end (and unlink) the stream. */
       d->next_sub = sub->next;
       if (sub->revision >= delivery_revision(d))
         continue; /* a socket that was caught up already */
-      values = values || (carries_events(sub) && !sub->definitions);
       sub->revision = delivery_revision(d);
-      deliver_to(hub, d, sub, slice_started);
+      deliver_to(hub, d, sub);
       budget--;
     }
-    if (values)
-      d->values_spent_ns += uv_hrtime() - slice_started;
     if (d->next_sub)
       break;
     uint64_t now = uv_hrtime();

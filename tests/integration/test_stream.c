@@ -1703,6 +1703,29 @@ static void a_sliced_fanout_keeps_every_stream_exact(void **state) {
   }
 }
 
+#define BUDGET_STREAMS 300
+
+/* The budget counts evaluation, not writing: a change evaluated once for one context
+ * reaches hundreds of streams as values, however long their writes take. */
+static void writes_do_not_spend_the_eval_budget(void **state) {
+  (void)state;
+  const char *args[] = {"--eval-budget", "1ms", NULL};
+  boot(args);
+  create_flag("{\"key\":\"checkout\",\"client_visible\":true}");
+  char target[256];
+  checked_format(target, sizeof target, "/v1/stream?key=%s", client_key);
+  static struct sse streams[BUDGET_STREAMS];
+  long long base = env_revision();
+  for (int i = 0; i < BUDGET_STREAMS; i++)
+    start_at_snapshot(&streams[i], target, NULL, base);
+  long long revision = toggle("checkout");
+  for (int i = 0; i < BUDGET_STREAMS; i++) {
+    json_decref(expect_change(&streams[i], "flag_updated", "checkout", revision));
+    sse_close(&streams[i]);
+  }
+  expect_metric("flagwire_stream_refetches_total", 0);
+}
+
 /* A client-key stream without a context evaluates rules for the empty context. */
 static void a_stream_without_context_evaluates_rules(void **state) {
   (void)state;
@@ -2067,6 +2090,7 @@ int main(void) {
       TEST(a_client_cut_off_resumes_without_loss_or_repeat),
       TEST(a_sliced_fanout_keeps_every_stream_exact),
       TEST(values_past_the_budget_get_refetch),
+      TEST(writes_do_not_spend_the_eval_budget),
       TEST(a_stream_without_context_evaluates_rules),
       TEST(idle_streams_get_heartbeats_without_ids),
       TEST(shutdown_says_goodbye_to_every_stream),
