@@ -1473,12 +1473,12 @@ static void follow(struct sse *s, struct held *h, int count, uint64_t deadline) 
   }
 }
 
-static void a_client_cut_off_resumes_without_loss_or_repeat(void **state) {
-  (void)state;
-  boot(NULL);
+/* The flags f0.. and configs c0.. that write_changes changes. */
+static void create_changed_keys(bool client_visible) {
   for (int i = 0; i < CUT_OFF_FLAGS; i++) {
     char body[64];
-    snprintf(body, sizeof body, "{\"key\":\"f%d\"}", i);
+    snprintf(body, sizeof body, "{\"key\":\"f%d\",\"client_visible\":%s}", i,
+             client_visible ? "true" : "false");
     create_flag(body);
   }
   for (int i = 0; i < CUT_OFF_CONFIGS; i++) {
@@ -1486,6 +1486,12 @@ static void a_client_cut_off_resumes_without_loss_or_repeat(void **state) {
     snprintf(key, sizeof key, "c%d", i);
     put_config(key, "null");
   }
+}
+
+static void a_client_cut_off_resumes_without_loss_or_repeat(void **state) {
+  (void)state;
+  boot(NULL);
+  create_changed_keys(false);
   struct held held = {.enabled = json_object(), .configs = json_object(), .last_id = -1};
   struct sse s;
   sse_start(&s, "/v1/stream", server_key, NULL);
@@ -1621,16 +1627,7 @@ static void a_sliced_fanout_keeps_every_stream_exact(void **state) {
   (void)state;
   const char *args[] = {"--fanout-slice", "1", NULL};
   boot(args);
-  for (int i = 0; i < CUT_OFF_FLAGS; i++) {
-    char body[64];
-    snprintf(body, sizeof body, "{\"key\":\"f%d\",\"client_visible\":true}", i);
-    create_flag(body);
-  }
-  for (int i = 0; i < CUT_OFF_CONFIGS; i++) {
-    char key[16];
-    snprintf(key, sizeof key, "c%d", i);
-    put_config(key, "null");
-  }
+  create_changed_keys(true);
   struct sse definitions[SLICED_DEFINITIONS + SLICED_LATE], values[SLICED_VALUES];
   struct held held[SLICED_DEFINITIONS + SLICED_LATE];
   struct values_held values_held[SLICED_VALUES];
