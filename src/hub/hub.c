@@ -105,9 +105,8 @@ struct tombstone {
 struct hub_env {
   int64_t id;
   int64_t revision; /* the last revision this loop has recorded */
-  /* Newest first: a delivery visits the subscribers that were there when it was queued,
-   * from the head of that moment on, so streams that join later are never sent what
-   * they already started from. */
+  /* Newest first: a delivery starts from the head of the moment it was queued, so it does
+   * not even visit streams that joined later (their `revision` would pass them by). */
   struct subscriber *subscribers;
   size_t subscriber_count;
   /* The context groups, a hash table by digest (a power of two of buckets). */
@@ -472,8 +471,7 @@ static int group_join(struct hub_env *env, struct subscriber *sub,
   return FW_OK;
 }
 
-/* Links a stream at the head of its environment's list: no delivery queued before now
- * visits it. */
+/* Links a stream at the head of its environment's list. */
 static void subscriber_attach(struct hub_env *env, struct subscriber *sub) {
   sub->env = env;
   sub->prev = NULL;
@@ -663,6 +661,32 @@ static struct fw_shared *cached_frame(const struct fw_change *change, struct fw_
 
 static bool family_is_flag(enum fw_change_kind kind) { return kind_family(kind) == 0; }
 
+/* Change `j` of a sequence: of an array, or of an environment's ring. */
+typedef const struct fw_change *(*change_at_fn)(const void *sequence, size_t j);
+
+static const struct fw_change *array_change(const void *sequence, size_t j) {
+  return ((struct fw_change *const *)sequence)[j];
+}
+
+static const struct fw_change *ring_change(const void *sequence, size_t j) {
+  return ring_at((struct hub_env *)sequence, j)->change;
+}
+
+/* The definition of the key of change `i` just before it, which a filter by tags compares
+ * with the definition after: the latest earlier change of that flag in the sequence, else
+ * the flag in `fallback`; empty when neither has it. */
+static struct fw_rawjson definition_before(change_at_fn change_at, const void *sequence, size_t i,
+                                           const struct fw_project_node *fallback) {
+  const char *key = change_at(sequence, i)->key;
+  for (size_t j = i; j-- > 0;) {
+    const struct fw_change *earlier = change_at(sequence, j);
+    if (family_is_flag(earlier->kind) && !strcmp(earlier->key, key))
+      return (struct fw_rawjson){earlier->object, earlier->object_len};
+  }
+  const struct fw_object *flag = fallback ? fw_project_flag(fallback, key) : NULL;
+  return flag ? (struct fw_rawjson){flag->doc, flag->doc_len} : (struct fw_rawjson){NULL, 0};
+}
+
 /* What a definitions stream gets of one change, given the flag's definition before it
  * (for a filter by tags): the change itself, a creation, a deletion or nothing. */
 static bool definitions_selects(const struct subscriber *sub, const struct fw_change *change,
@@ -819,19 +843,14 @@ static int outcome_compute(struct value_outcome *outcome, struct value_item *ite
 
 static const char *const value_events[3] = {"flag_updated", "flag_created", "flag_deleted"};
 
-/* Sends one flag's value event to a values stream, from its group's outcome and its own
- * filter (a tag filter can make the flag enter or leave what it sees). */
-static void send_value(struct subscriber *sub, struct delivery *d, struct value_item *item,
-                       struct value_outcome *outcome) {
-  const struct fw_object *old_flag =
-      d->before_project ? fw_project_flag(d->before_project, item->key) : NULL;
-  const struct fw_object *new_flag = d->project ? fw_project_flag(d->project, item->key) : NULL;
-  bool was =
-      outcome->was && fw_hub_filter_flag(sub->filter, item->key, old_flag ? old_flag->doc : NULL,
-                                         old_flag ? old_flag->doc_len : 0);
-  bool is =
-      outcome->is && fw_hub_filter_flag(sub->filter, item->key, new_flag ? new_flag->doc : NULL,
-                                        new_flag ? new_flag->doc_len : 0);
+/* Sends one flag's value event to a values stream, from its group's outcome and whether
+ * its own filter selects the flag before and after the change (a tag filter can make the
+ * flag enter or leave what it sees). */
+static void send_value(struct subscriber *sub, struct value_item *item,
+                       const struct value_outcome *outcome, bool selected_before,
+                       bool selected_after) {
+  bool was = outcome->was && selected_before;
+  bool is = outcome->is && selected_after;
   int which = is && was ? (outcome->changed ? 0 : -1) : is ? 1 : was ? 2 : -1;
   if (which < 0)
     return;
@@ -982,16 +1001,16 @@ static int values_prepare(struct delivery *d) {
   return FW_OK;
 }
 
-/* Whether a values stream's filter selects flag `key` before or after the delivery's
+/* Whether a values stream's filter selects flag `key` before and after the delivery's
  * changes (its tags may have moved it in or out). */
-static bool selects_flag(const struct delivery *d, const struct subscriber *sub, const char *key) {
+static void flag_selection(const struct delivery *d, const struct subscriber *sub, const char *key,
+                           bool *before, bool *after) {
   const struct fw_project_node *projects[2] = {d->before_project, d->project};
+  bool *selected[2] = {before, after};
   for (int side = 0; side < 2; side++) {
     const struct fw_object *flag = projects[side] ? fw_project_flag(projects[side], key) : NULL;
-    if (flag && fw_hub_filter_flag(sub->filter, key, flag->doc, flag->doc_len))
-      return true;
+    *selected[side] = flag && fw_hub_filter_flag(sub->filter, key, flag->doc, flag->doc_len);
   }
-  return false;
 }
 
 static int64_t delivery_revision(const struct delivery *d) {
@@ -1016,7 +1035,9 @@ static void deliver_values(struct fw_hub *hub, struct delivery *d, struct subscr
       send_definitions(sub, item->config_change, item->shared, NULL, 0);
       continue;
     }
-    if (!selects_flag(d, sub, item->key))
+    bool before, after;
+    flag_selection(d, sub, item->key, &before, &after);
+    if (!before && !after)
       continue;
     struct value_outcome *outcome = &row[i];
     if (!outcome->computed) {
@@ -1035,7 +1056,7 @@ static void deliver_values(struct fw_hub *hub, struct delivery *d, struct subscr
         return;
       }
     }
-    send_value(sub, d, item, outcome);
+    send_value(sub, item, outcome, before, after);
   }
 }
 
@@ -1095,21 +1116,10 @@ static int delivery_queue(struct hub_loop *loop, struct hub_env *henv,
   if (previous)
     fw_world_find_env(previous, henv->id, &d->before_project, &d->before_env);
   fw_world_find_env(world, henv->id, &d->project, &d->env_node);
-  /* Each flag's definition before each change (for filters by tag): an earlier change of
-   * the batch, or the previous world. */
-  for (size_t i = 0; i < count; i++) {
-    const struct fw_change *change = changes[i];
-    for (size_t j = i; j-- > 0;)
-      if (family_is_flag(changes[j]->kind) && !strcmp(changes[j]->key, change->key)) {
-        d->befores[i] = (struct fw_rawjson){changes[j]->object, changes[j]->object_len};
-        break;
-      }
-    if (!d->befores[i].text && d->before_project) {
-      const struct fw_object *flag = fw_project_flag(d->before_project, change->key);
-      if (flag)
-        d->befores[i] = (struct fw_rawjson){flag->doc, flag->doc_len};
-    }
-  }
+  /* Each flag's definition before each change: an earlier change of the batch, or the
+   * previous world. */
+  for (size_t i = 0; i < count; i++)
+    d->befores[i] = definition_before(array_change, changes, i, d->before_project);
   d->next_sub = henv->subscribers;
   d->committed_ns = committed_ns;
   if (loop->deliveries_tail)
@@ -1450,27 +1460,11 @@ static void send_replay(struct subscriber *sub, struct hub_env *henv,
     struct ring_entry *entry = ring_at(henv, i);
     if (entry->change->revision <= sub->start->cursor)
       continue;
-    /* A filter by tags needs the flag's definition before each change: the ring's
-     * earlier entry of the same flag, else the key as the stream knew it (approximated
-     * by the current definition, which is exact unless the tags changed before). */
-    const char *before = NULL;
-    size_t before_len = 0;
-    for (size_t j = i; j-- > 0;) {
-      const struct fw_change *earlier = ring_at(henv, j)->change;
-      if (family_is_flag(earlier->kind) && !strcmp(earlier->key, entry->change->key)) {
-        before = earlier->object;
-        before_len = earlier->object_len;
-        break;
-      }
-    }
-    if (!before) {
-      const struct fw_object *flag = fw_project_flag(project, entry->change->key);
-      if (flag) {
-        before = flag->doc;
-        before_len = flag->doc_len;
-      }
-    }
-    send_definitions(sub, entry->change, entry->frames, before, before_len);
+    /* The definition before each change: the ring's earlier entry of the same flag, else
+     * the key as the stream knew it (approximated by the current definition, which is
+     * exact unless the tags changed before). */
+    struct fw_rawjson before = definition_before(ring_change, henv, i, project);
+    send_definitions(sub, entry->change, entry->frames, before.text, before.len);
   }
 }
 

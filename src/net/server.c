@@ -964,18 +964,21 @@ static int websocket_write(struct fw_conn *conn, enum fw_ws_opcode opcode, const
   return conn_write(conn, bufs, len ? 2 : 1);
 }
 
-/* Sends a close frame with `code` and `reason` after what is queued. */
+/* Sends a close frame with `code` and `reason` after what is queued. On failure the
+ * connection is closing. */
 static int websocket_send_close(struct fw_conn *conn, uint16_t code, const char *reason) {
-  uint8_t payload[FW_WS_CONTROL_MAX];
-  size_t reason_len = reason ? strlen(reason) : 0;
-  if (reason_len > sizeof payload - 2)
-    reason_len = sizeof payload - 2;
-  payload[0] = (uint8_t)(code >> 8);
-  payload[1] = (uint8_t)code;
-  if (reason_len)
-    memcpy(payload + 2, reason, reason_len);
+  struct fw_buf frame;
+  fw_buf_init(&frame, FW_WS_HEADER_MAX + FW_WS_CONTROL_MAX);
   conn->websocket->close_sent = true;
-  return websocket_write(conn, FW_WS_CLOSE, payload, 2 + reason_len);
+  int rc = fw_ws_close_append(&frame, code, reason);
+  if (!rc) {
+    uv_buf_t buf = uv_buf_init(frame.data, (unsigned)frame.len);
+    rc = conn_write(conn, &buf, 1);
+  }
+  fw_buf_free(&frame);
+  if (rc)
+    conn_close(conn); /* as conn_write does when it fails */
+  return rc;
 }
 
 void fw_stream_close_websocket(struct fw_stream *stream, uint16_t code, const char *reason) {
