@@ -64,8 +64,8 @@ static void run_until_stopped(struct fw_server *server, struct fw_ops_state *ops
  * can (a new store, or every admin token revoked or expiring), the first-start token is
  * made again, which is also how a locked-out operator recovers. */
 static bool has_admin_token(const struct fw_world *world) {
-  for (size_t i = 0; i < world->credential_count; i++) {
-    const struct fw_credential *c = &world->credentials[i];
+  for (size_t i = 0; i < world->credentials->count; i++) {
+    const struct fw_credential *c = &world->credentials->items[i];
     if (c->kind == FW_CREDENTIAL_ADMIN && c->role == FW_ROLE_ADMIN && c->expires_ms == 0)
       return true;
   }

@@ -1128,8 +1128,8 @@ static void answer_credentials(struct fw_http_response *res, const struct fw_htt
   res->content_type = "application/json";
   int rc = fw_buf_append_str(res->body, "{\"items\":[");
   size_t count = 0;
-  for (size_t i = 0; !rc && i < world->credential_count; i++) {
-    const struct fw_credential *c = &world->credentials[i];
+  for (size_t i = 0; !rc && i < world->credentials->count; i++) {
+    const struct fw_credential *c = &world->credentials->items[i];
     bool wanted = admin_tokens
                       ? c->kind == FW_CREDENTIAL_ADMIN
                       : c->kind != FW_CREDENTIAL_ADMIN && c->environment_id == environment_id;

@@ -1291,6 +1291,8 @@ void fw_hub_on_adopt(void *ctx, unsigned index, const struct fw_world *previous,
       env->revision = node->revision;
     }
   }
+  /* Worlds share their credentials table until a key changes, so most changes skip a
+   * pass over every stream before the first byte goes out. */
   if (!previous || previous->credentials != world->credentials)
     check_keys(hub, loop, world);
   run_deliveries(loop);

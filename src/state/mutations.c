@@ -1686,8 +1686,8 @@ static void respond_with_secret(struct fw_write_ctx *ctx, const struct fw_creden
 
 void fw_mutate_issue_admin_token(struct fw_write_ctx *ctx, void *mutation) {
   struct fw_mutation *m = mutation;
-  for (size_t i = 0; i < ctx->world->credential_count; i++) {
-    const struct fw_credential *other = &ctx->world->credentials[i];
+  for (size_t i = 0; i < ctx->world->credentials->count; i++) {
+    const struct fw_credential *other = &ctx->world->credentials->items[i];
     if (other->kind == FW_CREDENTIAL_ADMIN && fw_credential_valid(other, ctx->now_ms) &&
         !strcmp(other->name, m->name)) {
       fw_write_fail(ctx, 409, "duplicate_key", "a valid token named '%s' exists already", m->name);
@@ -1717,8 +1717,8 @@ void fw_mutate_rotate_key(struct fw_write_ctx *ctx, void *mutation) {
     return;
   /* The old keys keep working until their expiry, so clients can move over. */
   int64_t expiry = ctx->now_ms + (m->expires_in_ms > 0 ? m->expires_in_ms : 0);
-  for (size_t i = 0; i < ctx->world->credential_count; i++) {
-    struct fw_credential old = ctx->world->credentials[i];
+  for (size_t i = 0; i < ctx->world->credentials->count; i++) {
+    struct fw_credential old = ctx->world->credentials->items[i];
     if (old.kind != m->kind || old.environment_id != env->env->id ||
         !fw_credential_valid(&old, ctx->now_ms) || (old.expires_ms && old.expires_ms <= expiry))
       continue;
@@ -1747,8 +1747,8 @@ void fw_mutate_revoke_credential(struct fw_write_ctx *ctx, void *mutation) {
   }
   const struct fw_credential *found = NULL;
   size_t other_admins = 0;
-  for (size_t i = 0; i < ctx->world->credential_count; i++) {
-    const struct fw_credential *c = &ctx->world->credentials[i];
+  for (size_t i = 0; i < ctx->world->credentials->count; i++) {
+    const struct fw_credential *c = &ctx->world->credentials->items[i];
     if (!fw_credential_valid(c, ctx->now_ms))
       continue;
     char id[FW_CREDENTIAL_ID_LEN + 1];

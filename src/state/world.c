@@ -72,6 +72,22 @@ static void project_unref(struct fw_project_node *project) {
   free(project);
 }
 
+/* A table of `count` credentials with one reference, its items left to the caller; NULL
+ * when out of memory. */
+static struct fw_credentials *credentials_new(size_t count) {
+  struct fw_credentials *table = malloc(sizeof *table + count * sizeof table->items[0]);
+  if (table) {
+    atomic_init(&table->refs, 1);
+    table->count = count;
+  }
+  return table;
+}
+
+static void credentials_unref(struct fw_credentials *table) {
+  if (table && atomic_fetch_sub_explicit(&table->refs, 1, memory_order_acq_rel) == 1)
+    free(table);
+}
+
 struct fw_world *fw_world_ref(struct fw_world *world) {
   atomic_fetch_add_explicit(&world->refs, 1, memory_order_relaxed);
   return world;
@@ -83,7 +99,7 @@ void fw_world_unref(struct fw_world *world) {
   for (size_t i = 0; i < world->project_count; i++)
     project_unref(world->projects[i]);
   free(world->projects);
-  free(world->credentials);
+  credentials_unref(world->credentials);
   free(world);
 }
 
@@ -221,8 +237,9 @@ static size_t search_credentials(const struct fw_credential *items, size_t count
 const struct fw_credential *fw_world_credential(const struct fw_world *world,
                                                 const uint8_t hash[32]) {
   bool found;
-  size_t at = search_credentials(world->credentials, world->credential_count, hash, &found);
-  return found ? &world->credentials[at] : NULL;
+  const struct fw_credentials *table = world->credentials;
+  size_t at = search_credentials(table->items, table->count, hash, &found);
+  return found ? &table->items[at] : NULL;
 }
 
 /* ---- copying ---- */
@@ -271,11 +288,7 @@ static struct fw_world *world_copy(const struct fw_world *world) {
   atomic_init(&copy->refs, 1);
   size_t projects = world->project_count;
   copy->projects = malloc((projects ? projects : 1) * sizeof *copy->projects);
-  size_t credentials = world->credential_count;
-  copy->credentials = malloc((credentials ? credentials : 1) * sizeof *copy->credentials);
-  if (!copy->projects || !copy->credentials) {
-    free(copy->projects);
-    free(copy->credentials);
+  if (!copy->projects) {
     free(copy);
     return NULL;
   }
@@ -284,9 +297,8 @@ static struct fw_world *world_copy(const struct fw_world *world) {
     atomic_fetch_add_explicit(&copy->projects[i]->refs, 1, memory_order_relaxed);
   }
   copy->project_count = projects;
-  if (credentials)
-    memcpy(copy->credentials, world->credentials, credentials * sizeof *copy->credentials);
-  copy->credential_count = credentials;
+  copy->credentials = world->credentials;
+  atomic_fetch_add_explicit(&copy->credentials->refs, 1, memory_order_relaxed);
   return copy;
 }
 
@@ -367,8 +379,14 @@ static struct fw_world *copy_to_env(const struct fw_world *world, const char *pr
 
 struct fw_world *fw_world_empty(void) {
   struct fw_world *world = calloc(1, sizeof *world);
-  if (world)
-    atomic_init(&world->refs, 1);
+  if (!world)
+    return NULL;
+  atomic_init(&world->refs, 1);
+  world->credentials = credentials_new(0);
+  if (!world->credentials) {
+    free(world);
+    return NULL;
+  }
   return world;
 }
 
@@ -544,12 +562,18 @@ struct fw_world *fw_world_without_env(const struct fw_world *world, const char *
           (project->env_count - at - 1) * sizeof *project->envs);
   project->env_count--;
   /* Its keys go with it. */
-  size_t kept = 0;
-  for (size_t i = 0; i < next->credential_count; i++)
-    if (next->credentials[i].kind == FW_CREDENTIAL_ADMIN ||
-        next->credentials[i].environment_id != environment_id)
-      next->credentials[kept++] = next->credentials[i];
-  next->credential_count = kept;
+  const struct fw_credentials *old = next->credentials;
+  struct fw_credentials *kept = credentials_new(old->count);
+  if (!kept) {
+    fw_world_unref(next);
+    return NULL;
+  }
+  kept->count = 0;
+  for (size_t i = 0; i < old->count; i++)
+    if (old->items[i].kind == FW_CREDENTIAL_ADMIN || old->items[i].environment_id != environment_id)
+      kept->items[kept->count++] = old->items[i];
+  credentials_unref(next->credentials);
+  next->credentials = kept;
   return next;
 }
 
@@ -597,23 +621,21 @@ struct fw_world *fw_world_with_credential(const struct fw_world *world,
   struct fw_world *next = world_copy(world);
   if (!next)
     return NULL;
+  const struct fw_credentials *old = next->credentials;
   bool found;
-  size_t at =
-      search_credentials(next->credentials, next->credential_count, credential->hash, &found);
-  if (found) {
-    next->credentials[at] = *credential;
-    return next;
-  }
-  struct fw_credential *grown =
-      realloc(next->credentials, (next->credential_count + 1) * sizeof *grown);
-  if (!grown) {
+  size_t at = search_credentials(old->items, old->count, credential->hash, &found);
+  struct fw_credentials *table = credentials_new(old->count + !found);
+  if (!table) {
     fw_world_unref(next);
     return NULL;
   }
-  memmove(grown + at + 1, grown + at, (next->credential_count - at) * sizeof *grown);
-  grown[at] = *credential;
-  next->credentials = grown;
-  next->credential_count++;
+  /* The items before `at`, the new one, then the rest (without the one it replaces). */
+  memcpy(table->items, old->items, at * sizeof table->items[0]);
+  table->items[at] = *credential;
+  size_t rest = at + found;
+  memcpy(table->items + at + 1, old->items + rest, (old->count - rest) * sizeof table->items[0]);
+  credentials_unref(next->credentials);
+  next->credentials = table;
   return next;
 }
 
@@ -816,11 +838,17 @@ static int load_doc(void *ctx, const struct fw_store_doc *doc) {
 static int load_credential(void *ctx, const struct fw_store_credential *row) {
   struct loader *l = ctx;
   struct fw_world *world = l->world;
-  int rc = grow((void **)&world->credentials, &l->credential_cap, world->credential_count,
-                sizeof *world->credentials);
-  if (rc)
-    return rc;
-  struct fw_credential *credential = &world->credentials[world->credential_count++];
+  /* The table is the loader's alone until the world is handed out, so it may grow. */
+  struct fw_credentials *table = world->credentials;
+  if (table->count == l->credential_cap) {
+    size_t cap = l->credential_cap ? l->credential_cap * 2 : 16;
+    table = realloc(table, sizeof *table + cap * sizeof table->items[0]);
+    if (!table)
+      return FW_ENOMEM;
+    world->credentials = table;
+    l->credential_cap = cap;
+  }
+  struct fw_credential *credential = &table->items[table->count++];
   memset(credential, 0, sizeof *credential);
   memcpy(credential->hash, row->hash, sizeof credential->hash);
   credential->kind = row->kind;
@@ -874,8 +902,8 @@ static void sort_world(struct fw_world *world) {
     struct fw_project_node *project = world->projects[p];
     sort_items(project->envs, project->env_count, sizeof *project->envs, compare_env_keys);
   }
-  sort_items(world->credentials, world->credential_count, sizeof *world->credentials,
-             compare_credentials);
+  sort_items(world->credentials->items, world->credentials->count,
+             sizeof world->credentials->items[0], compare_credentials);
 }
 
 /* Builds every node's sets from the pending objects, then drops the loader's references. */

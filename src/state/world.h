@@ -74,12 +74,20 @@ struct fw_credential {
 
 enum fw_role { FW_ROLE_VIEWER, FW_ROLE_EDITOR, FW_ROLE_ADMIN };
 
+/* A world's credentials, sorted by hash. Immutable once in a world and shared by every
+ * world made from it until a write changes a credential, which makes a new table: two
+ * worlds' `credentials` pointers are equal exactly when no key changed between them. */
+struct fw_credentials {
+  _Atomic uint32_t refs;
+  size_t count;
+  struct fw_credential items[];
+};
+
 struct fw_world {
   _Atomic uint32_t refs;
   struct fw_project_node **projects; /* sorted by key */
   size_t project_count;
-  struct fw_credential *credentials; /* sorted by hash */
-  size_t credential_count;
+  struct fw_credentials *credentials; /* never NULL */
 };
 
 /* ---- objects ---- */

@@ -108,6 +108,56 @@ static void credentials_are_found_by_hash(void **state) {
   fw_world_unref(world);
 }
 
+static struct fw_credential credential_of(uint8_t fill, int64_t environment_id) {
+  struct fw_credential credential = {.kind = FW_CREDENTIAL_CLIENT,
+                                     .environment_id = environment_id};
+  memset(credential.hash, fill, sizeof credential.hash);
+  return credential;
+}
+
+/* The hub ends streams whose key went away only when the credentials changed, which it
+ * learns by comparing pointers: every other write must share the table, and every write
+ * to a credential must make a new one, leaving the old world's as it was. */
+static void credentials_are_shared_until_one_changes(void **state) {
+  (void)state;
+  struct fw_world *world = world_with_env();
+  struct fw_credential first = credential_of(0x20, 10), second = credential_of(0x10, 99);
+  step(&world, fw_world_with_credential(world, &first));
+  step(&world, fw_world_with_credential(world, &second));
+
+  struct fw_object *flag = object(FW_TABLE_FLAGS, 100, "f");
+  struct fw_world *flagged = fw_world_with_project_object(world, "shop", flag);
+  fw_object_unref(flag);
+  assert_non_null(flagged);
+  assert_ptr_equal(flagged->credentials, world->credentials);
+  struct fw_world *revised = fw_world_with_revision(flagged, "shop", "prod", 3, 1000);
+  assert_non_null(revised);
+  assert_ptr_equal(revised->credentials, world->credentials);
+
+  struct fw_credential expiring = first;
+  expiring.expires_ms = 5000;
+  struct fw_world *rotated = fw_world_with_credential(revised, &expiring);
+  assert_non_null(rotated);
+  assert_ptr_not_equal(rotated->credentials, revised->credentials);
+  assert_int_equal(rotated->credentials->count, 2);
+  assert_int_equal(fw_world_credential(rotated, first.hash)->expires_ms, 5000);
+  assert_int_equal(fw_world_credential(revised, first.hash)->expires_ms, 0);
+
+  /* Removing the environment takes its keys and keeps the others. */
+  struct fw_world *removed = fw_world_without_env(rotated, "shop", "prod");
+  assert_non_null(removed);
+  assert_null(fw_world_credential(removed, first.hash));
+  assert_non_null(fw_world_credential(removed, second.hash));
+  assert_int_equal(removed->credentials->count, 1);
+  assert_int_equal(rotated->credentials->count, 2);
+
+  fw_world_unref(removed);
+  fw_world_unref(rotated);
+  fw_world_unref(revised);
+  fw_world_unref(flagged);
+  fw_world_unref(world);
+}
+
 static void changes_to_missing_scopes_are_refused(void **state) {
   (void)state;
   struct fw_world *world = world_with_env();
@@ -123,6 +173,7 @@ int main(void) {
       cmocka_unit_test(old_worlds_do_not_change),
       cmocka_unit_test(objects_stay_sorted_and_replace_by_key),
       cmocka_unit_test(credentials_are_found_by_hash),
+      cmocka_unit_test(credentials_are_shared_until_one_changes),
       cmocka_unit_test(changes_to_missing_scopes_are_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
