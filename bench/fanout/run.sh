@@ -328,8 +328,23 @@ measure_flagwire() { # measure_flagwire N ROUND LINE TRANSPORT [--contexts]
   start_flagwire 0
   run_loadgen "$out" --server flagwire --port "$FLAGWIRE_PORT" "${TARGET[@]}" "$@" \
     --trigger "$TOGGLE_PATH" --trigger-token "$TOKEN" --streams "$n" --pids "$FLAGWIRE_PID"
+  note_commits "$out"
   stop_flagwire
   record "$round" "$n" "$line" "$out"
+}
+
+# note_commits OUTFILE: adds to the line's result how many commits the server made and how
+# many of them took over 10 ms (its flagwire_write_commit_seconds histogram), since with
+# DURABILITY=full every change waits for the disk's flush before any stream is sent it.
+note_commits() {
+  local metrics=$WORK/metrics.txt count fast
+  curl -sS --max-time 10 -H "$AUTH" -o "$metrics" "http://127.0.0.1:$FLAGWIRE_PORT/metrics" ||
+    fail "GET /metrics failed"
+  count=$(sed -n 's/^flagwire_write_commit_seconds_count \([0-9][0-9]*\)$/\1/p' "$metrics")
+  fast=$(sed -n 's/^flagwire_write_commit_seconds_bucket{le="0.01"} \([0-9][0-9]*\)$/\1/p' \
+    "$metrics")
+  [[ $count =~ ^[0-9]+$ && $fast =~ ^[0-9]+$ ]] || fail "/metrics has no commit histogram"
+  sed -i "s/^result .*/& commits=$count commits_over_10ms=$((count - fast))/" "$1"
 }
 
 # nchan's subscriber location is /sub for SSE and /ws for WebSocket, on the same channels.
@@ -499,6 +514,12 @@ median_of_ratios() {
     awk '$1 != "-" { printf "%.2f", $1; next } { print }'
 }
 
+# p99_wins N: "k of r": the rounds whose flagwire p99 was at most nchan's.
+p99_wins() {
+  paste -d' ' <(col "$1" "flagwire$SFX" p99_ms) <(col "$1" "nchan$SFX" p99_ms) |
+    awk 'NF == 2 { r++; if ($1 <= $2) k++ } END { printf "%d of %d", k, r }'
+}
+
 # fmt FORMAT VALUE: VALUE printed with FORMAT, or "-" when there is none.
 fmt() {
   # shellcheck disable=SC2059 # the format is the caller's, on purpose
@@ -566,6 +587,8 @@ for t in $TRANSPORTS; do
     row "trigger answered, p50 (ms)" answer_p50_ms "$n" '%.2f'
     row "first stream, p50 (ms)" first_p50_ms "$n" '%.2f'
     row "last stream, p50 (ms)" last_p50_ms "$n" '%.2f' ratio
+    row "commits over 10 ms" commits_over_10ms "$n" '%.0f'
+    echo "p99: flagwire at most nchan's in $(p99_wins "$n") rounds"
     echo
   done
 done
