@@ -361,30 +361,27 @@ static int tombstone_put(struct hub_env *env, enum fw_change_kind kind, const ch
   return FW_OK;
 }
 
-static bool doc_client_visible(const char *doc, size_t len) {
-  struct fw_rawjson value;
-  return doc &&
-         fw_rawjson_member((struct fw_rawjson){doc, len}, "client_visible", &value) == FW_OK &&
-         value.len == 4 && !memcmp(value.text, "true", 4);
-}
-
-/* Keeps the tombstones up to date with a change; `was_visible`: whether client keys could
- * see the key before it (flags; configs always). */
-static int tombstone_note(struct hub_env *env, const struct fw_change *change, bool was_visible) {
-  if (is_deletion(change->kind))
-    return tombstone_put(env, change->kind, change->key, change->revision, was_visible, false);
+/* Keeps the tombstones up to date with a change; `leaves`: whether it took its key out of
+ * client keys' sight (flags hidden or deleted, configs deleted). */
+static int tombstone_note(struct hub_env *env, const struct fw_change *change, bool leaves) {
   struct tombstone *t = tombstone_find(env, change->kind, change->key);
+  if (is_deletion(change->kind)) {
+    /* A flag hidden from client keys, then deleted, left their sight when it was hidden:
+     * they still hear of the deletion. */
+    bool clients = leaves || (t && t->hidden && t->clients);
+    return tombstone_put(env, change->kind, change->key, change->revision, clients, false);
+  }
   if (kind_family(change->kind) != 0) {
     if (t)
       tombstone_forget(env, t);
     return FW_OK;
   }
-  bool visible = doc_client_visible(change->object, change->object_len);
-  if (!visible && was_visible)
+  if (leaves)
     return tombstone_put(env, FW_CHANGE_FLAG_DELETED, change->key, change->revision, true, true);
   /* Back in sight, or back from deletion: it has not left (a flag hidden all along keeps
    * the revision at which client keys last saw it go). */
-  if (t && (visible || !t->hidden))
+  if (t && (fw_change_object_seen_by_clients(change->kind, change->object, change->object_len) ||
+            !t->hidden))
     tombstone_forget(env, t);
   return FW_OK;
 }
@@ -1212,16 +1209,9 @@ static void check_keys(struct fw_hub *hub, struct hub_loop *loop, const struct f
 /* Records a change in its environment's ring and tombstones. A change this loop cannot
  * record exactly (a gap in revisions, no memory) resynchronises the environment: its
  * streams end and resume by cursor, and older cursors get a snapshot. */
-static void record(struct fw_hub *hub, struct hub_env *env, struct fw_change *change,
-                   const struct fw_project_node *before_project) {
-  bool was_visible = true;
-  if (kind_family(change->kind) == 0) {
-    const struct fw_object *flag =
-        before_project ? fw_project_flag(before_project, change->key) : NULL;
-    was_visible = flag && doc_client_visible(flag->doc, flag->doc_len);
-  }
+static void record(struct fw_hub *hub, struct hub_env *env, struct fw_change *change) {
   bool exact = change->revision == env->revision + 1;
-  if (exact && tombstone_note(env, change, was_visible) != FW_OK)
+  if (exact && tombstone_note(env, change, change->leaves_clients > 0) != FW_OK)
     exact = false;
   if (!exact) {
     resync(env);
@@ -1243,15 +1233,15 @@ void fw_hub_on_adopt(void *ctx, unsigned index, const struct fw_world *previous,
   bool *done = count ? calloc(count, sizeof *done) : NULL;
   for (size_t i = 0; i < count; i++) {
     struct fw_change *change = batch->changes[i];
-    struct fw_project_node *project = NULL;
+    struct fw_project_node *project;
     struct fw_env_node *before = NULL;
-    if (previous && !fw_world_find_env(previous, change->environment_id, &project, &before))
-      project = NULL;
+    if (previous)
+      fw_world_find_env(previous, change->environment_id, &project, &before);
     /* An environment new to this world starts where its first change does. */
     struct hub_env *env =
         env_get(loop, change->environment_id, before ? before->revision : change->revision - 1);
     if (env)
-      record(hub, env, change, project);
+      record(hub, env, change);
   }
   /* Deliver environment by environment, each its changes in revision order (a group of
    * writes may interleave environments). */
@@ -1900,8 +1890,8 @@ struct preload {
   size_t bytes;
   int64_t horizon_ms;
   int64_t floor;
-  struct fw_change **deletions;
-  size_t deletion_count, deletion_cap;
+  struct fw_change **departures; /* deletions, and flags hidden from client keys */
+  size_t departure_count, departure_cap;
 };
 
 static int keep_change(struct fw_change ***items, size_t *count, size_t *cap,
@@ -1926,37 +1916,39 @@ static int preload_change(void *ctx, const struct fw_store_change *row) {
   return keep_change(&p->changes, &p->count, &p->cap, row);
 }
 
-static int preload_deletion(void *ctx, const struct fw_store_change *row) {
+static int preload_departure(void *ctx, const struct fw_store_change *row) {
   struct preload *p = ctx;
   if (row->at_ms < p->horizon_ms) {
     if (row->revision > p->floor)
       p->floor = row->revision;
     return FW_OK;
   }
-  return keep_change(&p->deletions, &p->deletion_count, &p->deletion_cap, row);
+  return keep_change(&p->departures, &p->departure_count, &p->departure_cap, row);
 }
 
 static void preload_clear(struct preload *p) {
   for (size_t i = 0; i < p->count; i++)
     fw_change_unref(p->changes[i]);
-  for (size_t i = 0; i < p->deletion_count; i++)
-    fw_change_unref(p->deletions[i]);
-  p->count = p->deletion_count = 0;
+  for (size_t i = 0; i < p->departure_count; i++)
+    fw_change_unref(p->departures[i]);
+  p->count = p->departure_count = 0;
   p->floor = 0;
 }
 
-/* Whether client keys could see a key before the logged deletion `deletion`: what its last
- * earlier row in the preloaded rows says (configs always). A deletion older than those rows
- * counts as unseen, so that a catch-up never names a server-only flag to a client key; such
- * a client resuming from before it gets no flag_deleted for it. */
-static bool deleted_visible(const struct preload *p, const struct fw_change *deletion) {
-  if (kind_family(deletion->kind) != 0)
+/* Whether a departure took its key out of client keys' sight: what its row recorded, or
+ * for a deletion logged before rows recorded it, what the key's last earlier row in the
+ * preloaded rows says (configs always). Such a deletion older than those rows counts as
+ * unseen, so that a catch-up never names a server-only flag to a client key. */
+static bool departure_leaves_clients(const struct preload *p, const struct fw_change *departure) {
+  if (departure->leaves_clients >= 0)
+    return departure->leaves_clients > 0;
+  if (kind_family(departure->kind) != 0)
     return true;
   for (size_t i = p->count; i-- > 0;) {
     const struct fw_change *row = p->changes[i];
-    if (row->revision < deletion->revision && row->object && kind_family(row->kind) == 0 &&
-        !strcmp(row->key, deletion->key))
-      return doc_client_visible(row->object, row->object_len);
+    if (row->revision < departure->revision && row->object && kind_family(row->kind) == 0 &&
+        !strcmp(row->key, departure->key))
+      return fw_change_object_seen_by_clients(row->kind, row->object, row->object_len);
   }
   return false;
 }
@@ -1967,16 +1959,15 @@ static int preload_env(struct fw_hub *hub, struct fw_store *store, const struct 
   int64_t after = node->revision > PRELOAD_ROWS ? node->revision - PRELOAD_ROWS : 0;
   int rc = store->ops->changes(store, node->env->id, after, PRELOAD_ROWS, preload_change, p);
   if (!rc)
-    rc = store->ops->deletions(store, node->env->id, preload_deletion, p);
+    rc = store->ops->departures(store, node->env->id, preload_departure, p);
   for (unsigned l = 0; !rc && l < hub->loop_count; l++) {
     struct hub_env *env = env_get(&hub->loops[l], node->env->id, node->revision);
     if (!env)
       rc = FW_ENOMEM;
     for (size_t i = 0; !rc && i < p->count; i++)
       rc = ring_push(env, p->changes[i], hub->options.ring_bytes);
-    for (size_t i = 0; !rc && i < p->deletion_count; i++)
-      rc = tombstone_put(env, p->deletions[i]->kind, p->deletions[i]->key,
-                         p->deletions[i]->revision, deleted_visible(p, p->deletions[i]), false);
+    for (size_t i = 0; !rc && i < p->departure_count; i++)
+      rc = tombstone_note(env, p->departures[i], departure_leaves_clients(p, p->departures[i]));
     if (!rc)
       env->tombstone_floor = p->floor;
   }
@@ -2059,7 +2050,7 @@ int fw_hub_new(const struct fw_hub_options *options, struct fw_store *store,
     for (size_t e = 0; !rc && e < world->projects[i]->env_count; e++)
       rc = preload_env(hub, store, world->projects[i]->envs[e], &p);
   free(p.changes);
-  free(p.deletions);
+  free(p.departures);
   if (rc) {
     fw_hub_free(hub);
     return rc;

@@ -3,6 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/compiled.h"
+#include "util/rawjson.h"
+
 static const char *const kind_names[] = {
     [FW_CHANGE_FLAG_CREATED] = "flag_created",
     [FW_CHANGE_FLAG_UPDATED] = "flag_updated",
@@ -20,6 +23,44 @@ enum fw_change_kind fw_change_kind_of(const char *name) {
   return FW_CHANGE_OTHER;
 }
 
+static bool is_flag(enum fw_change_kind kind) {
+  return kind == FW_CHANGE_FLAG_CREATED || kind == FW_CHANGE_FLAG_UPDATED ||
+         kind == FW_CHANGE_FLAG_DELETED;
+}
+
+static bool is_config(enum fw_change_kind kind) {
+  return kind == FW_CHANGE_CONFIG_UPDATED || kind == FW_CHANGE_CONFIG_DELETED;
+}
+
+bool fw_change_object_seen_by_clients(enum fw_change_kind kind, const char *object, size_t len) {
+  if (!object)
+    return false;
+  if (is_config(kind))
+    return true;
+  struct fw_rawjson value;
+  return is_flag(kind) &&
+         fw_rawjson_member((struct fw_rawjson){object, len}, "client_visible", &value) == FW_OK &&
+         value.len == 4 && memcmp(value.text, "true", 4) == 0;
+}
+
+int fw_change_leaves_clients(const struct fw_world *before, const struct fw_store_change *row) {
+  enum fw_change_kind kind = fw_change_kind_of(row->kind);
+  struct fw_project_node *project;
+  struct fw_env_node *env;
+  if (!(is_flag(kind) || is_config(kind)) ||
+      !fw_world_find_env(before, row->environment_id, &project, &env))
+    return 0;
+  bool seen;
+  if (is_config(kind)) {
+    seen = fw_env_config(env, row->key) != NULL;
+  } else {
+    const struct fw_object *state = fw_env_state(env, row->key);
+    const struct fw_compiled_flag *compiled = state ? fw_compiled_flag_of(state) : NULL;
+    seen = compiled && compiled->client_visible;
+  }
+  return seen && !fw_change_object_seen_by_clients(kind, row->object, row->object_len);
+}
+
 struct fw_change *fw_change_new(const struct fw_store_change *row) {
   size_t key_len = strlen(row->key);
   size_t object_size = row->object ? row->object_len + 1 : 0;
@@ -32,6 +73,7 @@ struct fw_change *fw_change_new(const struct fw_store_change *row) {
   change->environment_id = row->environment_id;
   change->revision = row->revision;
   change->at_ms = row->at_ms;
+  change->leaves_clients = row->leaves_clients;
   change->key = (char *)(change + 1);
   memcpy(change->key, row->key, key_len + 1);
   change->object = NULL;

@@ -7,9 +7,11 @@
 #define FW_STATE_CHANGE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "state/world.h"
 #include "store/store.h"
 #include "util/common.h"
 
@@ -33,6 +35,7 @@ struct fw_change {
   char *key;
   char *object; /* NUL-terminated JSON; NULL after a deletion */
   size_t object_len;
+  int leaves_clients; /* as in struct fw_store_change: 1, 0, or -1 when not recorded */
 };
 
 /* Changes committed together, as one loop receives them: in commit order (so each
@@ -51,6 +54,14 @@ void fw_change_unref(struct fw_change *change);
 
 /* The kind named by a change-log row's `kind`. */
 enum fw_change_kind fw_change_kind_of(const char *name);
+
+/* Whether client keys may see the object a change of `kind` left (NULL after a
+ * deletion): a flag whose definition is client-visible, any config, never a segment. */
+bool fw_change_object_seen_by_clients(enum fw_change_kind kind, const char *object, size_t len);
+
+/* Whether `row` takes its key out of client keys' sight, given `before`, the world the
+ * change applies to: 1 or 0, for struct fw_store_change's `leaves_clients`. */
+int fw_change_leaves_clients(const struct fw_world *before, const struct fw_store_change *row);
 
 /* A batch holding `count` changes (references taken over), with one reference; NULL when
  * out of memory (the changes are then released). */

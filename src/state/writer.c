@@ -104,6 +104,10 @@ static void release_changes(struct fw_change **changes, size_t count) {
 }
 
 int fw_write_append_change(struct fw_write_ctx *ctx, const struct fw_store_change *row) {
+  /* The request's world is the one before its changes, so each row says whether it takes
+   * its key out of client keys' sight: tombstones are rebuilt from that at start. */
+  struct fw_store_change logged = *row;
+  logged.leaves_clients = fw_change_leaves_clients(ctx->world, row);
   if (ctx->change_count == ctx->change_cap) {
     size_t bigger = ctx->change_cap ? ctx->change_cap * 2 : 4;
     struct fw_change **grown = realloc(ctx->changes, bigger * sizeof *grown);
@@ -112,10 +116,10 @@ int fw_write_append_change(struct fw_write_ctx *ctx, const struct fw_store_chang
     ctx->changes = grown;
     ctx->change_cap = bigger;
   }
-  struct fw_change *change = fw_change_new(row);
+  struct fw_change *change = fw_change_new(&logged);
   if (!change)
     return FW_ENOMEM;
-  int rc = ctx->store->ops->append_change(ctx->store, row);
+  int rc = ctx->store->ops->append_change(ctx->store, &logged);
   if (rc) {
     fw_change_unref(change);
     return rc;

@@ -45,7 +45,7 @@ enum statement {
   STMT_NEXT_REVISION,
   STMT_APPEND_CHANGE,
   STMT_CHANGES,
-  STMT_DELETIONS,
+  STMT_DEPARTURES,
   STMT_IDEMPOTENCY_GET,
   STMT_IDEMPOTENCY_PUT,
   STMT_IDEMPOTENCY_PRUNE,
@@ -90,11 +90,12 @@ static const char *const statement_sql[STMT_COUNT] = {
                            " last_change_ms = MAX(?2, last_change_ms + 1)"
                            " WHERE id = ?1 RETURNING revision, last_change_ms",
     [STMT_APPEND_CHANGE] = "INSERT INTO changes (environment_id, revision, kind, key, object,"
-                           " actor, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [STMT_CHANGES] = "SELECT revision, kind, key, object, actor, at_ms FROM changes"
+                           " actor, at_ms, leaves_clients) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STMT_CHANGES] = "SELECT revision, kind, key, object, actor, at_ms, leaves_clients FROM changes"
                      " WHERE environment_id = ?1 AND revision > ?2 ORDER BY revision LIMIT ?3",
-    [STMT_DELETIONS] = "SELECT revision, kind, key, object, actor, at_ms FROM changes"
-                       " WHERE environment_id = ?1 AND object IS NULL ORDER BY revision",
+    [STMT_DEPARTURES] = "SELECT revision, kind, key, object, actor, at_ms, leaves_clients"
+                        " FROM changes WHERE environment_id = ?1"
+                        " AND (object IS NULL OR leaves_clients = 1) ORDER BY revision",
     [STMT_IDEMPOTENCY_GET] = "SELECT fingerprint, status, body FROM idempotency"
                              " WHERE actor = ?1 AND key = ?2",
     [STMT_IDEMPOTENCY_PUT] = "INSERT INTO idempotency (actor, key, fingerprint, status, body,"
@@ -223,6 +224,10 @@ static const char *const migrations[] = {
     "  version INTEGER NOT NULL,"
     "  PRIMARY KEY (segment_id, environment_id)"
     ") WITHOUT ROWID;",
+
+    /* 5: whether each change took its key out of client keys' sight, so that tombstones
+     * rebuilt at start tell client keys what left it; NULL in rows logged before. */
+    "ALTER TABLE changes ADD COLUMN leaves_clients INTEGER;",
 };
 
 static void say(char *error, size_t error_len, const char *fmt, ...) FW_PRINTF(3, 4);
@@ -512,11 +517,12 @@ static int sqlite_append_change(struct fw_store *store, const struct fw_store_ch
   bind_text(stmt, 5, change->object, change->object_len);
   bind_text(stmt, 6, change->actor, strlen(change->actor));
   sqlite3_bind_int64(stmt, 7, change->at_ms);
+  sqlite3_bind_int(stmt, 8, change->leaves_clients > 0);
   return run(s, stmt);
 }
 
-/* Steps a statement selecting (revision, kind, key, object, actor, at_ms) of change rows,
- * handing each to `callback`, and resets it. */
+/* Steps a statement selecting (revision, kind, key, object, actor, at_ms, leaves_clients)
+ * of change rows, handing each to `callback`, and resets it. */
 static int read_change_rows(struct sqlite_store *s, sqlite3_stmt *stmt, int64_t environment_id,
                             fw_store_change_cb callback, void *ctx) {
   int rc = FW_OK, code;
@@ -530,6 +536,8 @@ static int read_change_rows(struct sqlite_store *s, sqlite3_stmt *stmt, int64_t 
         .object_len = (size_t)sqlite3_column_bytes(stmt, 3),
         .actor = (const char *)sqlite3_column_text(stmt, 4),
         .at_ms = sqlite3_column_int64(stmt, 5),
+        .leaves_clients =
+            sqlite3_column_type(stmt, 6) == SQLITE_NULL ? -1 : sqlite3_column_int(stmt, 6),
     };
     rc = callback(ctx, &change);
   }
@@ -551,10 +559,10 @@ static int sqlite_changes(struct fw_store *store, int64_t environment_id, int64_
   return read_change_rows(s, stmt, environment_id, callback, ctx);
 }
 
-static int sqlite_deletions(struct fw_store *store, int64_t environment_id,
-                            fw_store_change_cb callback, void *ctx) {
+static int sqlite_departures(struct fw_store *store, int64_t environment_id,
+                             fw_store_change_cb callback, void *ctx) {
   struct sqlite_store *s = (struct sqlite_store *)store;
-  sqlite3_stmt *stmt = statement(s, STMT_DELETIONS);
+  sqlite3_stmt *stmt = statement(s, STMT_DEPARTURES);
   if (!stmt)
     return FW_EIO;
   sqlite3_bind_int64(stmt, 1, environment_id);
@@ -773,7 +781,7 @@ static const struct fw_store_ops sqlite_ops = {
     .durability = sqlite_durability,
     .load = sqlite_load,
     .changes = sqlite_changes,
-    .deletions = sqlite_deletions,
+    .departures = sqlite_departures,
     .begin = sqlite_begin,
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,

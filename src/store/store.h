@@ -76,6 +76,10 @@ struct fw_store_change {
   size_t object_len;
   const char *actor;
   int64_t at_ms;
+  /* 1 when client keys could see the key before this change and cannot after it (a flag
+   * hidden from them or deleted, a config deleted), else 0; reading a row logged before
+   * flagwire recorded this, -1. */
+  int leaves_clients;
 };
 
 /* Load callbacks: return FW_OK to go on, anything else stops the load with that code. */
@@ -102,10 +106,11 @@ struct fw_store_ops {
    * revision order. */
   FW_MUST_CHECK int (*changes)(struct fw_store *store, int64_t environment_id, int64_t after,
                                size_t limit, fw_store_change_cb callback, void *ctx);
-  /* Every deletion in an environment's change log (rows without an object), in revision
-   * order: where the streams' tombstones come from at start. */
-  FW_MUST_CHECK int (*deletions)(struct fw_store *store, int64_t environment_id,
-                                 fw_store_change_cb callback, void *ctx);
+  /* Every departure in an environment's change log, in revision order: the deletions
+   * (rows without an object) and the rows where a key left client keys' sight. Where the
+   * streams' tombstones come from at start. */
+  FW_MUST_CHECK int (*departures)(struct fw_store *store, int64_t environment_id,
+                                  fw_store_change_cb callback, void *ctx);
 
   /* Writes happen inside a transaction, each request of a group in its own savepoint
    * (DESIGN.md 3). The group's transaction: */

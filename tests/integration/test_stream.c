@@ -1285,6 +1285,37 @@ static void an_old_cursor_catches_up_key_by_key(void **state) {
   sse_close(&s);
 }
 
+/* A client key resuming from a cursor hears of every flag that left its sight after it:
+ * hidden from client keys, or hidden and then deleted. It never hears of a flag it could
+ * not see. The same holds after a restart, from what the change log recorded. */
+static void flags_leaving_a_client_keys_sight_are_deleted_for_it(void **state) {
+  (void)state;
+  boot(NULL);
+  create_flag("{\"key\":\"hidden\",\"client_visible\":true}");
+  create_flag("{\"key\":\"removed\",\"client_visible\":true}");
+  create_flag("{\"key\":\"secret\"}");
+  long long cursor = env_revision();
+  long long hidden = patch_flag("hidden", "{\"client_visible\":false}");
+  patch_flag("removed", "{\"client_visible\":false}");
+  long long removed = delete_flag("removed");
+  toggle("secret");
+  patch_flag("secret", "{\"description\":\"still server-only\"}");
+
+  char target[256], header[64];
+  snprintf(target, sizeof target, "/v1/stream?key=%s", client_key);
+  snprintf(header, sizeof header, "Last-Event-ID: %lld\r\n", cursor);
+  for (int run = 0; run < 2; run++) {
+    struct sse s;
+    sse_start(&s, target, NULL, header);
+    json_decref(expect_change(&s, "flag_deleted", "hidden", hidden));
+    json_decref(expect_change(&s, "flag_deleted", "removed", removed));
+    expect_quiet(&s, QUIET_MS);
+    sse_close(&s);
+    if (run == 0)
+      restart(NULL);
+  }
+}
+
 static void unusable_cursors_get_a_snapshot_or_an_error(void **state) {
   (void)state;
   boot(NULL);
@@ -2083,6 +2114,7 @@ int main(void) {
       TEST(a_cursor_in_the_ring_is_replayed_exactly),
       TEST(the_ring_survives_a_restart),
       TEST(an_old_cursor_catches_up_key_by_key),
+      TEST(flags_leaving_a_client_keys_sight_are_deleted_for_it),
       TEST(unusable_cursors_get_a_snapshot_or_an_error),
       TEST(a_client_cut_off_resumes_without_loss_or_repeat),
       TEST(a_sliced_fanout_keeps_every_stream_exact),

@@ -13,7 +13,7 @@
 #include "store/store.h"
 
 /* The migrations this build has. */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 static char dir[64];
 
@@ -278,6 +278,79 @@ static void change_log_pages(void **state) {
   fw_store_close(store);
 }
 
+struct departures {
+  int count;
+  int64_t revisions[8];
+  int leaves_clients[8];
+};
+
+static int collect_departure(void *ctx, const struct fw_store_change *change) {
+  struct departures *d = ctx;
+  assert_true(d->count < 8);
+  d->revisions[d->count] = change->revision;
+  d->leaves_clients[d->count++] = change->leaves_clients;
+  return FW_OK;
+}
+
+/* Departures are the deletions and the rows that took a key out of client keys' sight;
+ * a row logged before that was recorded reads as unknown. */
+static void departures_are_deletions_and_keys_leaving_clients(void **state) {
+  (void)state;
+  struct fw_store *store = open_store();
+  assert_int_equal(store->ops->begin(store), FW_OK);
+  int64_t project = put(store, FW_TABLE_PROJECTS, 0, 0, "p", "{}", FW_OK);
+  int64_t env = put(store, FW_TABLE_ENVIRONMENTS, 0, project, "e", "{}", FW_OK);
+  const struct {
+    const char *kind, *object;
+    int leaves_clients;
+  } rows[] = {{"flag_updated", "{}", 0},
+              {"flag_updated", "{}", 1},
+              {"flag_deleted", NULL, 0},
+              {"config_deleted", NULL, 1},
+              {"flag_updated", "{}", 0}};
+  for (size_t i = 0; i < FW_ARRAY_LEN(rows); i++) {
+    int64_t revision, at_ms;
+    assert_int_equal(store->ops->next_revision(store, env, 5, &revision, &at_ms), FW_OK);
+    struct fw_store_change change = {.environment_id = env,
+                                     .revision = revision,
+                                     .kind = rows[i].kind,
+                                     .key = "k",
+                                     .object = rows[i].object,
+                                     .object_len = rows[i].object ? strlen(rows[i].object) : 0,
+                                     .actor = "test",
+                                     .at_ms = at_ms,
+                                     .leaves_clients = rows[i].leaves_clients};
+    assert_int_equal(store->ops->append_change(store, &change), FW_OK);
+  }
+  assert_int_equal(store->ops->commit(store), FW_OK);
+  fw_store_close(store);
+
+  /* A deletion as schema 4 logged it, without leaves_clients. */
+  char path[128];
+  snprintf(path, sizeof path, "%s/flagwire.db", dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO changes (environment_id, revision, kind, key, object, actor, at_ms)"
+           " VALUES (%lld, 6, 'flag_deleted', 'old', NULL, 'test', 6)",
+           (long long)env);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+
+  store = open_store();
+  struct departures d = {0};
+  assert_int_equal(store->ops->departures(store, env, collect_departure, &d), FW_OK);
+  assert_int_equal(d.count, 4);
+  const int64_t revisions[] = {2, 3, 4, 6};
+  const int leaves_clients[] = {1, 0, 1, -1};
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(d.revisions[i], revisions[i]);
+    assert_int_equal(d.leaves_clients[i], leaves_clients[i]);
+  }
+  fw_store_close(store);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(opens_migrates_and_reopens, make_dir, remove_dir),
@@ -289,6 +362,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(revisions_increase_without_gaps_and_roll_back_with_savepoints,
                                       make_dir, remove_dir),
       cmocka_unit_test_setup_teardown(change_log_pages, make_dir, remove_dir),
+      cmocka_unit_test_setup_teardown(departures_are_deletions_and_keys_leaving_clients, make_dir,
+                                      remove_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
