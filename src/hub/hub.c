@@ -299,34 +299,10 @@ static int ring_push(struct hub_env *env, struct fw_change *change, size_t bound
   return FW_OK;
 }
 
-static bool is_deletion(enum fw_change_kind kind) {
-  return kind == FW_CHANGE_FLAG_DELETED || kind == FW_CHANGE_CONFIG_DELETED ||
-         kind == FW_CHANGE_SEGMENT_DELETED;
-}
-
-/* The family of a kind (flag, config, segment), so that a deletion and a later creation
- * of the same key meet in one tombstone slot. */
-static int kind_family(enum fw_change_kind kind) {
-  switch (kind) {
-  case FW_CHANGE_FLAG_CREATED:
-  case FW_CHANGE_FLAG_UPDATED:
-  case FW_CHANGE_FLAG_DELETED:
-    return 0;
-  case FW_CHANGE_CONFIG_UPDATED:
-  case FW_CHANGE_CONFIG_DELETED:
-    return 1;
-  case FW_CHANGE_SEGMENT_UPDATED:
-  case FW_CHANGE_SEGMENT_DELETED:
-    return 2;
-  default:
-    return 3;
-  }
-}
-
 static struct tombstone *tombstone_find(struct hub_env *env, enum fw_change_kind kind,
                                         const char *key) {
   for (size_t i = 0; i < env->tombstone_count; i++)
-    if (kind_family(env->tombstones[i].kind) == kind_family(kind) &&
+    if (fw_change_family(env->tombstones[i].kind) == fw_change_family(kind) &&
         !strcmp(env->tombstones[i].key, key))
       return &env->tombstones[i];
   return NULL;
@@ -365,13 +341,13 @@ static int tombstone_put(struct hub_env *env, enum fw_change_kind kind, const ch
  * client keys' sight (flags hidden or deleted, configs deleted). */
 static int tombstone_note(struct hub_env *env, const struct fw_change *change, bool leaves) {
   struct tombstone *t = tombstone_find(env, change->kind, change->key);
-  if (is_deletion(change->kind)) {
+  if (fw_change_is_deletion(change->kind)) {
     /* A flag hidden from client keys, then deleted, left their sight when it was hidden:
      * they still hear of the deletion. */
     bool clients = leaves || (t && t->hidden && t->clients);
     return tombstone_put(env, change->kind, change->key, change->revision, clients, false);
   }
-  if (kind_family(change->kind) != 0) {
+  if (fw_change_family(change->kind) != FW_FAMILY_FLAG) {
     if (t)
       tombstone_forget(env, t);
     return FW_OK;
@@ -656,8 +632,6 @@ static struct fw_shared *cached_frame(const struct fw_change *change, struct fw_
   return frames[format];
 }
 
-static bool family_is_flag(enum fw_change_kind kind) { return kind_family(kind) == 0; }
-
 /* Change `j` of a sequence: of an array, or of an environment's ring. */
 typedef const struct fw_change *(*change_at_fn)(const void *sequence, size_t j);
 
@@ -677,7 +651,7 @@ static struct fw_rawjson definition_before(change_at_fn change_at, const void *s
   const char *key = change_at(sequence, i)->key;
   for (size_t j = i; j-- > 0;) {
     const struct fw_change *earlier = change_at(sequence, j);
-    if (family_is_flag(earlier->kind) && !strcmp(earlier->key, key))
+    if (fw_change_family(earlier->kind) == FW_FAMILY_FLAG && !strcmp(earlier->key, key))
       return (struct fw_rawjson){earlier->object, earlier->object_len};
   }
   const struct fw_object *flag = fallback ? fw_project_flag(fallback, key) : NULL;
@@ -690,7 +664,7 @@ static bool definitions_selects(const struct subscriber *sub, const struct fw_ch
                                 const char *before, size_t before_len, enum frame_as *as) {
   const struct fw_hub_filter *filter = sub->filter;
   *as = AS_CHANGE;
-  if (family_is_flag(change->kind)) {
+  if (fw_change_family(change->kind) == FW_FAMILY_FLAG) {
     bool was = change->kind != FW_CHANGE_FLAG_CREATED &&
                fw_hub_filter_flag(filter, change->key, before, before_len);
     bool is = change->kind != FW_CHANGE_FLAG_DELETED &&
@@ -701,9 +675,9 @@ static bool definitions_selects(const struct subscriber *sub, const struct fw_ch
       *as = AS_DELETED;
     return is || was;
   }
-  if (kind_family(change->kind) == 1)
+  if (fw_change_family(change->kind) == FW_FAMILY_CONFIG)
     return fw_hub_filter_config(filter, change->key);
-  if (kind_family(change->kind) == 3)
+  if (fw_change_family(change->kind) == FW_FAMILY_OTHER)
     return false; /* environment-level rows: no stream carries them */
   return fw_hub_filter_segments(filter);
 }
@@ -894,7 +868,7 @@ static int collect_value_items(struct fw_change *const *changes, size_t count,
   int64_t segment_revision = 0;
   size_t cap = count;
   for (size_t i = 0; i < count; i++)
-    if (kind_family(changes[i]->kind) == 2)
+    if (fw_change_family(changes[i]->kind) == FW_FAMILY_SEGMENT)
       segment_revision = changes[i]->revision;
   if (segment_revision)
     cap += fw_objects_count(env ? env->states : NULL) +
@@ -905,15 +879,15 @@ static int collect_value_items(struct fw_change *const *changes, size_t count,
   size_t n = 0;
   for (size_t i = count; i-- > 0;) {
     const struct fw_change *change = changes[i];
-    int family = kind_family(change->kind);
-    if (family == 1) {
+    enum fw_change_family family = fw_change_family(change->kind);
+    if (family == FW_FAMILY_CONFIG) {
       items[n++] = (struct value_item){.revision = change->revision,
                                        .key = change->key,
                                        .config = true,
                                        .config_change = change};
       continue;
     }
-    if (family != 0)
+    if (family != FW_FAMILY_FLAG)
       continue;
     bool seen = false;
     for (size_t j = 0; j < n && !seen; j++)
@@ -1326,7 +1300,7 @@ static int append_current(struct fw_buf *out, enum fw_frame_format format, enum 
 /* One key to catch up on. */
 struct catch_up_item {
   int64_t revision;
-  int family;                     /* 0 flag, 1 config, 2 segment */
+  enum fw_change_family family;
   const struct fw_object *object; /* NULL: deleted */
   const char *key;
 };
@@ -1350,13 +1324,15 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
   }
   size_t n = 0;
   int64_t segments_changed = 0;
-  const struct fw_objects *sets[3] = {env->states, env->configs, env->segment_rules};
-  for (int family = 0; family < 3; family++)
+  const struct fw_objects *sets[] = {[FW_FAMILY_FLAG] = env->states,
+                                     [FW_FAMILY_CONFIG] = env->configs,
+                                     [FW_FAMILY_SEGMENT] = env->segment_rules};
+  for (enum fw_change_family family = FW_FAMILY_FLAG; family <= FW_FAMILY_SEGMENT; family++)
     for (size_t i = 0; i < fw_objects_count(sets[family]); i++) {
       const struct fw_object *object = fw_objects_at(sets[family], i);
       if (object->revision > after) {
         items[n++] = (struct catch_up_item){object->revision, family, object, object->key};
-        if (family == 2 && object->revision > segments_changed)
+        if (family == FW_FAMILY_SEGMENT && object->revision > segments_changed)
           segments_changed = object->revision;
       }
     }
@@ -1365,8 +1341,8 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
     /* A hidden flag still exists (it is among the states above); a key client keys never
      * saw is not theirs to hear about. */
     if (t->revision > after && !t->hidden && (sub->definitions || t->clients)) {
-      items[n++] = (struct catch_up_item){t->revision, kind_family(t->kind), NULL, t->key};
-      if (kind_family(t->kind) == 2 && t->revision > segments_changed)
+      items[n++] = (struct catch_up_item){t->revision, fw_change_family(t->kind), NULL, t->key};
+      if (fw_change_family(t->kind) == FW_FAMILY_SEGMENT && t->revision > segments_changed)
         segments_changed = t->revision;
     }
   }
@@ -1384,9 +1360,9 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
   const struct fw_eval_context *context = sub->group ? sub->group->context : NULL;
   for (size_t i = 0; i < n && !rc; i++) {
     const struct catch_up_item *item = &items[i];
-    if (item->family == 2 && !sub->definitions)
+    if (item->family == FW_FAMILY_SEGMENT && !sub->definitions)
       continue;
-    if (item->family == 1) {
+    if (item->family == FW_FAMILY_CONFIG) {
       if (!fw_hub_filter_config(sub->filter, item->key))
         continue;
       rc = append_current(&buf, sub->format,
@@ -1395,7 +1371,7 @@ static void send_catch_up(struct subscriber *sub, const struct hub_env *henv,
                           item->object ? item->object->doc_len : 0);
       continue;
     }
-    if (item->family == 2) {
+    if (item->family == FW_FAMILY_SEGMENT) {
       const struct fw_object *segment = fw_project_segment(project, item->key);
       if (!fw_hub_filter_segments(sub->filter))
         continue;
@@ -1942,12 +1918,12 @@ static void preload_clear(struct preload *p) {
 static bool departure_leaves_clients(const struct preload *p, const struct fw_change *departure) {
   if (departure->leaves_clients >= 0)
     return departure->leaves_clients > 0;
-  if (kind_family(departure->kind) != 0)
+  if (fw_change_family(departure->kind) != FW_FAMILY_FLAG)
     return true;
   for (size_t i = p->count; i-- > 0;) {
     const struct fw_change *row = p->changes[i];
-    if (row->revision < departure->revision && row->object && kind_family(row->kind) == 0 &&
-        !strcmp(row->key, departure->key))
+    if (row->revision < departure->revision && row->object &&
+        fw_change_family(row->kind) == FW_FAMILY_FLAG && !strcmp(row->key, departure->key))
       return fw_change_object_seen_by_clients(row->kind, row->object, row->object_len);
   }
   return false;

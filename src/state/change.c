@@ -23,35 +23,50 @@ enum fw_change_kind fw_change_kind_of(const char *name) {
   return FW_CHANGE_OTHER;
 }
 
-static bool is_flag(enum fw_change_kind kind) {
-  return kind == FW_CHANGE_FLAG_CREATED || kind == FW_CHANGE_FLAG_UPDATED ||
-         kind == FW_CHANGE_FLAG_DELETED;
+enum fw_change_family fw_change_family(enum fw_change_kind kind) {
+  switch (kind) {
+  case FW_CHANGE_FLAG_CREATED:
+  case FW_CHANGE_FLAG_UPDATED:
+  case FW_CHANGE_FLAG_DELETED:
+    return FW_FAMILY_FLAG;
+  case FW_CHANGE_CONFIG_UPDATED:
+  case FW_CHANGE_CONFIG_DELETED:
+    return FW_FAMILY_CONFIG;
+  case FW_CHANGE_SEGMENT_UPDATED:
+  case FW_CHANGE_SEGMENT_DELETED:
+    return FW_FAMILY_SEGMENT;
+  default:
+    return FW_FAMILY_OTHER;
+  }
 }
 
-static bool is_config(enum fw_change_kind kind) {
-  return kind == FW_CHANGE_CONFIG_UPDATED || kind == FW_CHANGE_CONFIG_DELETED;
+bool fw_change_is_deletion(enum fw_change_kind kind) {
+  return kind == FW_CHANGE_FLAG_DELETED || kind == FW_CHANGE_CONFIG_DELETED ||
+         kind == FW_CHANGE_SEGMENT_DELETED;
 }
 
 bool fw_change_object_seen_by_clients(enum fw_change_kind kind, const char *object, size_t len) {
   if (!object)
     return false;
-  if (is_config(kind))
+  enum fw_change_family family = fw_change_family(kind);
+  if (family == FW_FAMILY_CONFIG)
     return true;
   struct fw_rawjson value;
-  return is_flag(kind) &&
+  return family == FW_FAMILY_FLAG &&
          fw_rawjson_member((struct fw_rawjson){object, len}, "client_visible", &value) == FW_OK &&
          value.len == 4 && memcmp(value.text, "true", 4) == 0;
 }
 
 int fw_change_leaves_clients(const struct fw_world *before, const struct fw_store_change *row) {
   enum fw_change_kind kind = fw_change_kind_of(row->kind);
+  enum fw_change_family family = fw_change_family(kind);
   struct fw_project_node *project;
   struct fw_env_node *env;
-  if (!(is_flag(kind) || is_config(kind)) ||
+  if ((family != FW_FAMILY_FLAG && family != FW_FAMILY_CONFIG) ||
       !fw_world_find_env(before, row->environment_id, &project, &env))
     return 0;
   bool seen;
-  if (is_config(kind)) {
+  if (family == FW_FAMILY_CONFIG) {
     seen = fw_env_config(env, row->key) != NULL;
   } else {
     const struct fw_object *state = fw_env_state(env, row->key);

@@ -55,6 +55,12 @@ void fw_change_unref(struct fw_change *change);
 /* The kind named by a change-log row's `kind`. */
 enum fw_change_kind fw_change_kind_of(const char *name);
 
+/* The family of a kind, so that a deletion and a later creation of the same key meet
+ * (in a tombstone, say). */
+enum fw_change_family { FW_FAMILY_FLAG, FW_FAMILY_CONFIG, FW_FAMILY_SEGMENT, FW_FAMILY_OTHER };
+enum fw_change_family fw_change_family(enum fw_change_kind kind);
+bool fw_change_is_deletion(enum fw_change_kind kind);
+
 /* Whether client keys may see the object a change of `kind` left (NULL after a
  * deletion): a flag whose definition is client-visible, any config, never a segment. */
 bool fw_change_object_seen_by_clients(enum fw_change_kind kind, const char *object, size_t len);
