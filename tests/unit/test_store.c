@@ -202,6 +202,21 @@ static void documents_are_written_loaded_and_kept_unique(void **state) {
   fw_store_close(store);
 }
 
+/* Appends change `revision` of key "f" to an environment's log. */
+static void append_row(struct fw_store *store, int64_t env, int64_t revision, int64_t at_ms,
+                       const char *kind, const char *object, int leaves_clients) {
+  struct fw_store_change change = {.environment_id = env,
+                                   .revision = revision,
+                                   .kind = kind,
+                                   .key = "f",
+                                   .object = object,
+                                   .object_len = object ? strlen(object) : 0,
+                                   .actor = "test",
+                                   .at_ms = at_ms,
+                                   .leaves_clients = leaves_clients};
+  assert_int_equal(store->ops->append_change(store, &change), FW_OK);
+}
+
 static int collect_change(void *ctx, const struct fw_store_change *change) {
   int64_t *revisions = ctx;
   revisions[revisions[0] + 1] = change->revision;
@@ -224,15 +239,7 @@ static void revisions_increase_without_gaps_and_roll_back_with_savepoints(void *
     assert_int_equal(revision, i);
     assert_true(at_ms > previous_at);
     previous_at = at_ms;
-    struct fw_store_change change = {.environment_id = env,
-                                     .revision = revision,
-                                     .kind = "flag_updated",
-                                     .key = "f",
-                                     .object = "{}",
-                                     .object_len = 2,
-                                     .actor = "test",
-                                     .at_ms = at_ms};
-    assert_int_equal(store->ops->append_change(store, &change), FW_OK);
+    append_row(store, env, revision, at_ms, "flag_updated", "{}", 0);
     assert_int_equal(store->ops->release(store), FW_OK);
   }
   /* A write rolled back to its savepoint gives its revision back. */
@@ -261,13 +268,7 @@ static void change_log_pages(void **state) {
   for (int i = 0; i < 5; i++) {
     int64_t revision, at_ms;
     assert_int_equal(store->ops->next_revision(store, env, 5, &revision, &at_ms), FW_OK);
-    struct fw_store_change change = {.environment_id = env,
-                                     .revision = revision,
-                                     .kind = "flag_updated",
-                                     .key = "f",
-                                     .actor = "test",
-                                     .at_ms = at_ms};
-    assert_int_equal(store->ops->append_change(store, &change), FW_OK);
+    append_row(store, env, revision, at_ms, "flag_updated", NULL, 0);
   }
   assert_int_equal(store->ops->commit(store), FW_OK);
   int64_t revisions[8] = {0};
@@ -311,16 +312,7 @@ static void departures_are_deletions_and_keys_leaving_clients(void **state) {
   for (size_t i = 0; i < FW_ARRAY_LEN(rows); i++) {
     int64_t revision, at_ms;
     assert_int_equal(store->ops->next_revision(store, env, 5, &revision, &at_ms), FW_OK);
-    struct fw_store_change change = {.environment_id = env,
-                                     .revision = revision,
-                                     .kind = rows[i].kind,
-                                     .key = "k",
-                                     .object = rows[i].object,
-                                     .object_len = rows[i].object ? strlen(rows[i].object) : 0,
-                                     .actor = "test",
-                                     .at_ms = at_ms,
-                                     .leaves_clients = rows[i].leaves_clients};
-    assert_int_equal(store->ops->append_change(store, &change), FW_OK);
+    append_row(store, env, revision, at_ms, rows[i].kind, rows[i].object, rows[i].leaves_clients);
   }
   assert_int_equal(store->ops->commit(store), FW_OK);
   fw_store_close(store);
