@@ -202,6 +202,16 @@ static void documents_are_written_loaded_and_kept_unique(void **state) {
   fw_store_close(store);
 }
 
+/* A store inside a transaction, with project "p" and its environment "e", whose id goes
+ * to *env. */
+static struct fw_store *open_store_in_environment(int64_t *env) {
+  struct fw_store *store = open_store();
+  assert_int_equal(store->ops->begin(store), FW_OK);
+  int64_t project = put(store, FW_TABLE_PROJECTS, 0, 0, "p", "{}", FW_OK);
+  *env = put(store, FW_TABLE_ENVIRONMENTS, 0, project, "e", "{}", FW_OK);
+  return store;
+}
+
 /* Appends change `revision` of key "f" to an environment's log. */
 static void append_row(struct fw_store *store, int64_t env, int64_t revision, int64_t at_ms,
                        const char *kind, const char *object, int leaves_clients) {
@@ -227,10 +237,8 @@ static int collect_change(void *ctx, const struct fw_store_change *change) {
 
 static void revisions_increase_without_gaps_and_roll_back_with_savepoints(void **state) {
   (void)state;
-  struct fw_store *store = open_store();
-  assert_int_equal(store->ops->begin(store), FW_OK);
-  int64_t project = put(store, FW_TABLE_PROJECTS, 0, 0, "p", "{}", FW_OK);
-  int64_t env = put(store, FW_TABLE_ENVIRONMENTS, 0, project, "e", "{}", FW_OK);
+  int64_t env;
+  struct fw_store *store = open_store_in_environment(&env);
   int64_t revision, at_ms, previous_at = 0;
   for (int64_t i = 1; i <= 3; i++) {
     assert_int_equal(store->ops->savepoint(store), FW_OK);
@@ -261,10 +269,8 @@ static void revisions_increase_without_gaps_and_roll_back_with_savepoints(void *
 
 static void change_log_pages(void **state) {
   (void)state;
-  struct fw_store *store = open_store();
-  assert_int_equal(store->ops->begin(store), FW_OK);
-  int64_t project = put(store, FW_TABLE_PROJECTS, 0, 0, "p", "{}", FW_OK);
-  int64_t env = put(store, FW_TABLE_ENVIRONMENTS, 0, project, "e", "{}", FW_OK);
+  int64_t env;
+  struct fw_store *store = open_store_in_environment(&env);
   for (int i = 0; i < 5; i++) {
     int64_t revision, at_ms;
     assert_int_equal(store->ops->next_revision(store, env, 5, &revision, &at_ms), FW_OK);
@@ -297,10 +303,8 @@ static int collect_departure(void *ctx, const struct fw_store_change *change) {
  * a row logged before that was recorded reads as unknown. */
 static void departures_are_deletions_and_keys_leaving_clients(void **state) {
   (void)state;
-  struct fw_store *store = open_store();
-  assert_int_equal(store->ops->begin(store), FW_OK);
-  int64_t project = put(store, FW_TABLE_PROJECTS, 0, 0, "p", "{}", FW_OK);
-  int64_t env = put(store, FW_TABLE_ENVIRONMENTS, 0, project, "e", "{}", FW_OK);
+  int64_t env;
+  struct fw_store *store = open_store_in_environment(&env);
   const struct {
     const char *kind, *object;
     int leaves_clients;
