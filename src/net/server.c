@@ -25,6 +25,10 @@
 #define MAX_LOOPS 64
 #define TICK_MS 100
 #define READ_BUFFER_SIZE (64 * 1024)
+/* Frames a WebSocket is served per turn of its loop. What one read holds beyond them waits
+ * for the loop's next turn, so that a burst of small messages (64 KiB holds about 10 000
+ * of the smallest) cannot keep the loop from its other connections. */
+#define WS_FRAMES_PER_TURN 64
 #define PARAM_STORAGE_SIZE 2048
 #define LISTEN_BACKLOG 8192
 /* Descriptors kept back from the connection cap for the store, listeners, logs and the
@@ -76,6 +80,10 @@ struct websocket {
   struct fw_ws_reader reader;
   uint64_t partial_since_ms; /* when the message in flight began; 0 when none is */
   bool close_sent;           /* our close frame is out: only the client's close is awaited */
+  /* Input past WS_FRAMES_PER_TURN waits in the connection's pending_input, the socket not
+   * read meanwhile, on the loop's list of sockets waiting for a turn. */
+  bool waiting_turn;
+  struct fw_conn *turn_prev, *turn_next;
 };
 
 struct fw_conn {
@@ -119,6 +127,8 @@ struct fw_loop {
   uv_tcp_t listener;
   uv_async_t wakeup; /* stop requests and posted tasks */
   uv_timer_t tick;
+  uv_idle_t turns;               /* runs while a WebSocket waits for a turn */
+  struct fw_conn *waiting_turns; /* those WebSockets */
   uv_mutex_t tasks_lock;
   struct fw_loop_task *tasks_head, *tasks_tail; /* posted, not yet run */
   bool tasks_closed;                            /* the loop has ended: run tasks cancelled */
@@ -177,6 +187,8 @@ static void set_kind(struct fw_conn *conn, enum conn_kind kind) {
 
 static void maybe_finish_loop(struct fw_loop *loop);
 
+static void websocket_forget_turn(struct fw_conn *conn);
+
 static void on_conn_closed(uv_handle_t *handle) {
   struct fw_conn *conn = (struct fw_conn *)handle;
   struct fw_loop *loop = conn->loop;
@@ -187,6 +199,7 @@ static void on_conn_closed(uv_handle_t *handle) {
     atomic_fetch_sub_explicit(&loop->server->open_connections, 1, memory_order_relaxed);
   fw_http_reader_release(&conn->reader);
   if (conn->websocket) {
+    websocket_forget_turn(conn);
     fw_ws_reader_free(&conn->websocket->reader);
     free(conn->websocket);
   }
@@ -810,8 +823,10 @@ static void resume_after_deferred(struct fw_conn *conn) {
     consume_input(conn, input, len);
     free(input);
   }
-  /* A WebSocket upgraded from the input that waited: its frames come from the socket. */
-  if (conn->state == CONN_STREAM && conn->websocket && !conn->reading) {
+  /* A WebSocket upgraded from the input that waited: its frames come from the socket, once
+   * any that came with that input have had their turns. */
+  if (conn->state == CONN_STREAM && conn->websocket && !conn->reading &&
+      !conn->websocket->waiting_turn) {
     start_reading(conn);
     return;
   }
@@ -1030,10 +1045,50 @@ static bool websocket_event(struct fw_conn *conn, const struct fw_ws_event *even
   return conn->state == CONN_STREAM;
 }
 
-/* Reads the frames in `data` (unmasking them in place), one message at a time. */
+static void on_turn(uv_idle_t *idle);
+
+/* Keeps what a WebSocket's read holds past its turn for the loop's next turn, and stops
+ * reading its socket until then. */
+static void websocket_wait_turn(struct fw_conn *conn, const char *data, size_t len) {
+  keep_pending_input(conn, data, len);
+  if (conn->state != CONN_STREAM)
+    return; /* no memory to keep it: the connection is closing */
+  struct fw_loop *loop = conn->loop;
+  struct websocket *websocket = conn->websocket;
+  websocket->waiting_turn = true;
+  websocket->turn_prev = NULL;
+  websocket->turn_next = loop->waiting_turns;
+  if (loop->waiting_turns)
+    loop->waiting_turns->websocket->turn_prev = conn;
+  loop->waiting_turns = conn;
+  uv_idle_start(&loop->turns, on_turn);
+}
+
+/* Takes a connection that is going away off its loop's list of sockets waiting for a
+ * turn. Only from its close callback: on_turn never runs between two of those. */
+static void websocket_forget_turn(struct fw_conn *conn) {
+  struct websocket *websocket = conn->websocket;
+  if (!websocket || !websocket->waiting_turn)
+    return;
+  if (websocket->turn_prev)
+    websocket->turn_prev->websocket->turn_next = websocket->turn_next;
+  else
+    conn->loop->waiting_turns = websocket->turn_next;
+  if (websocket->turn_next)
+    websocket->turn_next->websocket->turn_prev = websocket->turn_prev;
+  websocket->waiting_turn = false;
+}
+
+/* Reads the frames in `data` (unmasking them in place), one message at a time, at most
+ * WS_FRAMES_PER_TURN of them. */
 static void websocket_consume(struct fw_conn *conn, char *data, size_t len) {
   size_t offset = 0;
+  unsigned frames = 0;
   while (offset < len && conn->state == CONN_STREAM) {
+    if (frames == WS_FRAMES_PER_TURN) {
+      websocket_wait_turn(conn, data + offset, len - offset);
+      return;
+    }
     size_t used = 0;
     struct fw_ws_event event;
     enum fw_ws_result result = fw_ws_reader_feed(&conn->websocket->reader, (uint8_t *)data + offset,
@@ -1049,6 +1104,7 @@ static void websocket_consume(struct fw_conn *conn, char *data, size_t len) {
       return;
     }
     conn->websocket->partial_since_ms = 0;
+    frames++;
     if (!websocket_event(conn, &event))
       return;
   }
@@ -1058,6 +1114,31 @@ static void websocket_consume(struct fw_conn *conn, char *data, size_t len) {
     size_t used;
     struct fw_ws_event event;
     (void)fw_ws_reader_feed(&conn->websocket->reader, NULL, 0, &used, &event);
+  }
+}
+
+/* Serves every WebSocket waiting for a turn its next frames; one whose input is then all
+ * served reads its socket again. A socket that waits again goes to the next turn. */
+static void on_turn(uv_idle_t *idle) {
+  struct fw_loop *loop = idle->data;
+  struct fw_conn *conn = loop->waiting_turns;
+  loop->waiting_turns = NULL;
+  uv_idle_stop(idle);
+  while (conn) {
+    struct websocket *websocket = conn->websocket;
+    struct fw_conn *next = websocket->turn_next;
+    websocket->waiting_turn = false;
+    websocket->turn_prev = websocket->turn_next = NULL;
+    char *input = conn->pending_input;
+    size_t len = conn->pending_len;
+    conn->pending_input = NULL;
+    conn->pending_len = 0;
+    if (input && conn->state == CONN_STREAM)
+      websocket_consume(conn, input, len);
+    free(input);
+    if (conn->state == CONN_STREAM && !websocket->waiting_turn && !conn->reading)
+      start_reading(conn);
+    conn = next;
   }
 }
 
@@ -1122,6 +1203,7 @@ static void close_loop_handles(struct fw_loop *loop) {
   }
   uv_close((uv_handle_t *)&loop->wakeup, NULL);
   uv_close((uv_handle_t *)&loop->tick, NULL);
+  uv_close((uv_handle_t *)&loop->turns, NULL);
 }
 
 static void maybe_finish_loop(struct fw_loop *loop) {
@@ -1290,9 +1372,11 @@ static int loop_create(struct fw_server *server, unsigned index, int listen_fd,
   uv_tcp_init(&loop->uv, &loop->listener);
   uv_async_init(&loop->uv, &loop->wakeup, on_wakeup);
   uv_timer_init(&loop->uv, &loop->tick);
+  uv_idle_init(&loop->uv, &loop->turns);
   loop->listener.data = loop;
   loop->wakeup.data = loop;
   loop->tick.data = loop;
+  loop->turns.data = loop;
   rc = uv_tcp_open(&loop->listener, listen_fd);
   bool listener_owns_fd = rc == 0;
   if (rc == 0)

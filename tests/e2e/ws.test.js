@@ -1187,6 +1187,35 @@ test('frames: a frame split over several writes is read', LIMIT, async () => {
   });
 });
 
+test('frames: a burst in one write is served a turn at a time: all of it, in order, the close last', LIMIT, async () => {
+  // One loop, so that both sockets share it.
+  const { own, clientKey: key } = await serverWithEnvironment(['--threads', '1']);
+  const burst = await rawConnect(key, own.url);
+  const other = await rawConnect(key, own.url);
+  try {
+    const count = 1500; // about 48 KB: one read, 24 turns of 64 frames
+    const frames = [];
+    for (let i = 0; i < count; i++) frames.push(frame(OP.TEXT, Buffer.from(`{"type":"ping","id":"${i}"}`)));
+    burst.write(...frames, frame(OP.CLOSE, closePayload(1000)));
+    other.write(frame(OP.TEXT, Buffer.from('{"type":"ping","id":"other"}')));
+    assert.deepEqual(await other.nextMessage('the other socket\'s pong'), { type: 'pong', id: 'other' });
+    for (let i = 0; i < count; i++) {
+      assert.deepEqual(await burst.nextMessage(`pong ${i}`), { type: 'pong', id: String(i) });
+    }
+    const close = await burst.nextFrame('the close answer after the burst');
+    assert.equal(close.opcode, OP.CLOSE);
+    assert.equal(closeCode(close), 1000);
+    await burst.closedByServer('the server to close the burst\'s connection');
+    // The other socket is still served.
+    other.write(frame(OP.TEXT, Buffer.from('{"type":"ping","id":"again"}')));
+    assert.deepEqual(await other.nextMessage('the second pong'), { type: 'pong', id: 'again' });
+  } finally {
+    burst.destroy();
+    other.destroy();
+    await own.stop();
+  }
+});
+
 test('frames: the close handshake; the server closes the connection after it', LIMIT, async () => {
   await withRaw(async (raw) => {
     raw.write(frame(OP.CLOSE, closePayload(1000, 'done')));
